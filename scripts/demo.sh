@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 THINKRAG_EXTRAS=local bash scripts/install.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/thinkrag index corpora/demo --index .thinkrag/demo
-question=${1:-"How many parameters does Qwen3-30B-A3B activate per token, and why is that cheaper than a dense model?"}
+question=${1:-"How many parameters does DeepSeek-R1 activate for each token?"}
 .venv/bin/thinkrag ask "$question" --index .thinkrag/demo --profile local

@@ -4,6 +4,8 @@
 class ModelError(Exception):
     """Base class for failures of the model endpoint."""
 
+    attempts: int = 1  # how many times the client tried before giving up
+
 
 class ModelConnectionError(ModelError):
     """The server could not be reached (refused, DNS, reset) after retries."""
@@ -34,3 +36,7 @@ class ModelRequestError(ModelHTTPError):
 
 class ModelProtocolError(ModelError):
     """The server answered something that is not the OpenAI protocol (bad JSON, cut stream)."""
+
+
+class ModelUsageError(ModelError, ValueError):
+    """The caller asked for something the client refuses before sending (e.g. guided_* fields)."""

@@ -1,8 +1,144 @@
-"""Placeholder until its owner lands it."""
+"""`thinkrag eval`: answer quality and multi-hop retrieval on an eval-format jsonl file.
+
+With `--limit N` the corpus pools only the passages of the N evaluated questions (a
+smaller, faster index: CI uses this); `--full-corpus` pools every question of the file,
+the standard open-corpus setting the README's tables use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from serving.profiles import ModelProfile
 
 
-def evaluate() -> None:
-    raise typer.Exit(2)
+def _agent_config(profile: ModelProfile | None) -> AgentConfig:
+    from agent.config import AgentConfig
+
+    if profile is None:
+        return AgentConfig()
+    return AgentConfig(
+        protocol=profile.protocol,
+        temperature=profile.temperature,
+        top_p=profile.top_p,
+        max_tokens_per_step=profile.max_tokens_per_step,
+        context_length=profile.max_model_len,
+        thinking_tokens_per_step=profile.thinking_budget or 2048,
+        send_thinking_budget=bool(profile.thinking_budget and profile.supports_thinking_budget),
+    )
+
+
+def _run_compare(a: Path, b: Path) -> None:
+    from agent.evaluation.compare import ComparisonError, compare_runs, render_comparison
+
+    try:
+        typer.echo(render_comparison(compare_runs(a, b)))
+    except ComparisonError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def evaluate(
+    dataset: Path | None = typer.Argument(None, help="Eval-format jsonl (see the README)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="First N questions only."),
+    profile: str | None = typer.Option(None, "--profile", help="Model profile, e.g. local."),
+    model: str | None = typer.Option(None, "--model", help="OpenAI base URL ending in /v1."),
+    model_name: str | None = typer.Option(None, "--model-name", help="Model id at --model."),
+    index: Path | None = typer.Option(None, "--index", help="Index dir to build or reuse."),
+    method: str = typer.Option(
+        "all", "--method", help="closed-book, rag, rag-multihop, agent or all (comma list ok)."
+    ),
+    concurrency: int = typer.Option(2, "--concurrency", min=1, help="Questions in flight."),
+    out: Path = typer.Option(Path("eval-out"), "--out", help="Output dir (resumable)."),
+    compare: tuple[Path, Path] | None = typer.Option(
+        None, "--compare", help="Compare two output dirs: A B (paired bootstrap)."
+    ),
+    retrieval_only: bool = typer.Option(False, "--retrieval-only", help="No model rows."),
+    embedder: str | None = typer.Option(None, "--embedder", help="Embedder spec for the index."),
+    full_corpus: bool = typer.Option(
+        False, "--full-corpus", help="With --limit, still pool every question's passages."
+    ),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=10, help="Passages shown to rag."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds per question and method."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Where eval indexes are cached (default ~/.cache/thinkrag)."
+    ),
+) -> None:
+    """Evaluate closed-book, RAG and the agent on multi-hop QA; write results and reports."""
+    if compare is not None:
+        _run_compare(*compare)
+        return
+    if dataset is None:
+        typer.echo("error: pass DATASET.jsonl (or --compare A B)", err=True)
+        raise typer.Exit(2)
+    from agent.evaluation.index_cache import default_cache_root
+    from agent.evaluation.session import ALL_METHODS, EvalPlan, check_methods
+
+    methods = ALL_METHODS if method == "all" else tuple(m.strip() for m in method.split(","))
+    try:
+        methods = check_methods(methods)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if model and profile and profile != "local":
+        typer.echo("note: --model given; the profile only sets agent options", err=True)
+    plan = EvalPlan(
+        dataset=dataset,
+        out_dir=out,
+        methods=methods,
+        limit=limit,
+        full_corpus=full_corpus,
+        embedder_spec=embedder,
+        index_dir=index,
+        cache_root=cache_dir or default_cache_root(),
+        concurrency=concurrency,
+        top_k=top_k,
+        timeout=timeout,
+        retrieval_only=retrieval_only,
+    )
+    with ExitStack() as stack:
+        base_url = model
+        chosen = None
+        if profile is not None:
+            from serving.profiles import get_profile
+
+            chosen = get_profile(profile)
+        plan.agent_config = _agent_config(chosen)
+        if not retrieval_only and base_url is None:
+            if chosen is None or not chosen.is_local:
+                typer.echo("error: pass --model URL, or --profile local to start vLLM", err=True)
+                raise typer.Exit(2)
+            from serving.vllm_launcher import VLLMServer
+
+            server = stack.enter_context(VLLMServer(chosen))
+            typer.echo(f"started vLLM ({chosen.name}) at {server.start()}", err=True)
+            base_url = server.base_url
+            model_name = model_name or chosen.served_model_name
+        report = asyncio.run(_run(plan, base_url, model_name))
+    typer.echo((out / "report.md").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {out}/results.jsonl, report.md, report.json ({report.questions} questions)")
+
+
+async def _run(plan: object, base_url: str | None, model_name: str | None) -> object:
+    from agent.evaluation.progress import RichProgress
+    from agent.evaluation.session import EvalPlan, run_evaluation
+
+    assert isinstance(plan, EvalPlan)
+    model = None
+    if base_url is not None:
+        from agent.llm.client import OpenAIClient
+
+        model = OpenAIClient(base_url, model_name)
+    try:
+        with RichProgress() as progress:
+            return await run_evaluation(plan, model, progress.hooks())
+    finally:
+        if model is not None:
+            await model.aclose()

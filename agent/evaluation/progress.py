@@ -1,0 +1,89 @@
+"""Rich progress bars for an evaluation: index build, retrieval rows, questions."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from agent.evaluation.records import QuestionResult
+from agent.evaluation.session import EvalHooks
+
+
+class _IndexProgress:
+    """Adapts the indexing job's progress port to a rich task."""
+
+    def __init__(self, owner: RichProgress) -> None:
+        self.owner = owner
+        self.task: int | None = None
+
+    def scanned(self, documents: int) -> None:
+        pass
+
+    def embedding(self, total_passages: int) -> None:
+        self.task = self.owner.bar.add_task("embedding passages", total=total_passages)
+
+    def advance(self, passages: int) -> None:
+        if self.task is not None:
+            self.owner.bar.advance(self.task, passages)  # type: ignore[arg-type]
+
+    def stage(self, name: str) -> None:
+        self.owner.bar.console.log(name)
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress:
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            transient=False,
+        )
+        self.task: int | None = None
+        self.em_sum = 0.0
+        self.done = 0
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.bar.stop()
+
+    def _stage(self, name: str, total: int) -> None:
+        self.task = self.bar.add_task(name, total=total, status="")  # type: ignore[assignment]
+
+    def _advance(self) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task)  # type: ignore[arg-type]
+
+    def _result(self, result: QuestionResult) -> None:
+        self.done += 1
+        self.em_sum += result.em
+        if self.task is not None:
+            status = f"EM {self.em_sum / self.done:.2f} (this run)"
+            self.bar.update(self.task, status=status)  # type: ignore[arg-type]
+
+    def hooks(self) -> EvalHooks:
+        return EvalHooks(
+            index_progress=_IndexProgress(self),
+            on_stage=self._stage,
+            on_advance=self._advance,
+            on_result=self._result,
+        )

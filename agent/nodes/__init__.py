@@ -1,0 +1,1 @@
+"""Graph nodes, one module each; `common.py` holds what they share (deps, budgets, events)."""

@@ -1,0 +1,115 @@
+"""act: run the tools the model asked for, in parallel under a cap, within the budget.
+
+Passages are numbered after all calls finish, in the order the model asked, so the
+numbering does not depend on which call finished first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from agent.context import estimate_tokens, truncate_to_tokens
+from agent.events import HitInfo, ToolCallEvent, ToolResultEvent
+from agent.nodes.common import NodeDeps, emit, tool_context
+from agent.state import AgentState, ToolCallRecord, ToolResultRecord
+from agent.tools.base import ToolContext, ToolOutput, finish
+
+
+async def run_calls(
+    deps: NodeDeps,
+    state: AgentState,
+    calls: Sequence[ToolCallRecord],
+    ctx: ToolContext,
+) -> list[ToolResultRecord]:
+    """Execute `calls`, emit their events, and return results in call order."""
+    run_id, step = state["run_id"], state.get("step", 0)
+    budget_left = state["budgets"].max_tool_calls - state.get("tool_calls_used", 0)
+    semaphore = asyncio.Semaphore(deps.config.parallel_tool_cap)
+    for call in calls:
+        emit(
+            ToolCallEvent(
+                run_id=run_id, step=step, call_id=call.id, name=call.name, arguments=call.arguments
+            )
+        )
+
+    async def one(index: int, call: ToolCallRecord) -> ToolOutput | ToolResultRecord:
+        if index >= budget_left:
+            return ToolResultRecord(
+                call_id=call.id,
+                name=call.name,
+                arguments=call.arguments,
+                ok=False,
+                observation="Error (budget): the tool-call budget is used up; answer now.",
+                error_kind="budget",
+            )
+        async with semaphore:
+            return await deps.toolbox.execute(call, ctx)
+
+    outcomes = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
+    results: list[ToolResultRecord] = []
+    for call, outcome in zip(calls, outcomes, strict=True):
+        result = outcome if isinstance(outcome, ToolResultRecord) else finish(call, outcome, ctx)
+        results.append(result)
+        hits = [
+            HitInfo(
+                number=n,
+                passage_id=ctx.registry.sources[n].passage_id,
+                doc_id=ctx.registry.sources[n].doc_id,
+                title=ctx.registry.sources[n].title,
+                source=ctx.registry.sources[n].source,
+                score=result.scores[i] if i < len(result.scores) else 0.0,
+                snippet=ctx.registry.sources[n].text[:240],
+            )
+            for i, n in enumerate(result.numbers)
+        ]
+        emit(
+            ToolResultEvent(
+                run_id=run_id,
+                step=step,
+                call_id=call.id,
+                name=call.name,
+                ok=result.ok,
+                observation=result.observation,
+                hits=hits,
+                cached=result.cached,
+            )
+        )
+    return results
+
+
+def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord]) -> AgentState:
+    """The state update for executed calls (sources, cache, counters, step record)."""
+    used = state.get("tool_calls_used", 0) + sum(1 for r in results if r.error_kind != "budget")
+    steps = list(state.get("steps", []))
+    if steps:
+        steps[-1] = steps[-1].model_copy(update={"results": tuple(results)})
+    return {
+        "sources": dict(ctx.registry.sources),
+        "query_cache": ctx.query_cache,
+        "tool_calls_used": used,
+        "steps": steps,
+        "pending": [],
+    }
+
+
+def make_act(deps: NodeDeps):  # type: ignore[no-untyped-def]
+    condense = deps.config.condense
+
+    async def act(state: AgentState) -> AgentState:
+        ctx = tool_context(deps, state, widen=condense)
+        results = await run_calls(deps, state, state.get("pending", []), ctx)
+        update = commit(state, ctx, results)
+        limit = deps.config.condense_min_tokens
+        if condense and any(estimate_tokens(r.observation) > limit for r in results):
+            update["pending_results"] = results  # the condense node observes them
+            return update
+        budget = deps.config.observation_token_budget
+        fitted = [
+            r.model_copy(update={"observation": truncate_to_tokens(r.observation, budget)})
+            for r in results
+        ]
+        update.update(deps.protocol.observe({**state, **update}, fitted))
+        return update
+
+    return act

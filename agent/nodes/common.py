@@ -1,0 +1,97 @@
+"""What the nodes share: their dependencies, budget checks, step limits and event output."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from agent.citations import CitationRegistry
+from agent.config import AgentConfig, Budgets
+from agent.events import Event
+from agent.llm.types import ReasoningModel
+from agent.prompts import Prompts
+from agent.protocols.base import ActionProtocol, StepLimits
+from agent.state import AgentState, UsageRecord
+from agent.tools.base import ToolBox, ToolContext
+from retrieval.types import Retriever
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDeps:
+    model: ReasoningModel
+    retriever: Retriever
+    config: AgentConfig
+    toolbox: ToolBox
+    protocol: ActionProtocol
+    prompts: Prompts
+
+
+def emit(event: Event) -> None:
+    """Send a typed event on LangGraph's `custom` stream (a no-op outside a graph run)."""
+    from langgraph.config import get_stream_writer
+
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:
+        return
+    writer(event)
+
+
+def deadline_at(config: RunnableConfig) -> float:
+    """The run's wall-clock deadline (set by the runner for each run or resume)."""
+    value: Any = (config.get("configurable") or {}).get("deadline_at")
+    return float(value) if value is not None else float("inf")
+
+
+def usage_of(state: AgentState) -> UsageRecord:
+    return state.get("usage") or UsageRecord()
+
+
+def exhausted(state: AgentState, deadline: float) -> str | None:
+    """The budget that stops the run before another model call, if any."""
+    b: Budgets = state["budgets"]
+    if state.get("step", 0) >= b.max_steps:
+        return "max_steps"
+    if usage_of(state).total_tokens + 16 >= b.max_total_tokens:
+        return "max_total_tokens"
+    if time.time() >= deadline:
+        return "deadline"
+    return None
+
+
+def step_limits(deps: NodeDeps, state: AgentState, deadline: float) -> StepLimits:
+    b: Budgets = state["budgets"]
+    remaining = b.max_total_tokens - usage_of(state).total_tokens
+    wanted = b.thinking_tokens_per_step + deps.config.max_tokens_per_step
+    return StepLimits(
+        max_tokens=max(1, min(wanted, remaining)),
+        thinking_tokens=b.thinking_tokens_per_step,
+        allow_tools=state.get("tool_calls_used", 0) < b.max_tool_calls,
+        deadline_at=deadline,
+    )
+
+
+def tool_context(deps: NodeDeps, state: AgentState, *, widen: bool = False) -> ToolContext:
+    budget = deps.config.observation_token_budget * (4 if widen else 1)
+    return ToolContext(
+        retriever=deps.retriever,
+        registry=CitationRegistry(state.get("sources") or {}),
+        config=deps.config,
+        question=state.get("question", ""),
+        top_k=state["budgets"].top_k,
+        observation_budget=budget,
+        query_cache={k: list(v) for k, v in (state.get("query_cache") or {}).items()},
+    )
+
+
+REASON_TEXT = {
+    "max_steps": "the step budget was used up",
+    "max_tool_calls": "the tool-call budget was used up",
+    "max_total_tokens": "the token budget was used up",
+    "deadline": "the time limit was reached",
+    "thinking_budget": "the model kept thinking past its per-step budget",
+    "model_gave_up": "the model stopped producing actions",
+}

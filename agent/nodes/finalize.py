@@ -1,0 +1,83 @@
+"""finalize: a budget ran out or the model gave up; answer from the evidence so far.
+
+When time and tokens remain (step, tool or thinking budgets), one last model call
+without tools asks for the best answer; otherwise, or if that fails, the answer is
+built from the top passages. Either way the result says why it was finalized.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from langchain_core.runnables import RunnableConfig
+
+from agent.events import ReasoningDelta
+from agent.llm.errors import ModelError
+from agent.nodes.answer import conclude
+from agent.nodes.common import REASON_TEXT, NodeDeps, deadline_at, emit, step_limits, usage_of
+from agent.prompts import fill
+from agent.state import AgentState, AnswerDraft
+
+log = logging.getLogger(__name__)
+_EXTRACT_PASSAGES = 3
+
+
+def evidence_answer(state: AgentState, reason: str) -> str:
+    """A model-free answer: the reason, then the most recently found passages, cited."""
+    sources = state.get("sources") or {}
+    steps = state.get("steps") or []
+    numbers: list[int] = []
+    for record in reversed(steps):
+        for result in record.results:
+            numbers.extend(n for n in result.numbers if n not in numbers)
+    picked = sorted(numbers[: _EXTRACT_PASSAGES * 3])[:_EXTRACT_PASSAGES]
+    head = f"I could not finish the research ({REASON_TEXT.get(reason, reason)})."
+    if not picked:
+        return head + " No relevant passages were found."
+    lines = [head, "The most relevant passages found:"]
+    for n in picked:
+        text = " ".join(sources[n].text.split())
+        lines.append(f"- {text[:300]} [{n}]")
+    return "\n".join(lines)
+
+
+def make_finalize(deps: NodeDeps):  # type: ignore[no-untyped-def]
+    async def finalize(state: AgentState, config: RunnableConfig) -> AgentState:
+        reason = state.get("stop_reason") or "model_gave_up"
+        text = ""
+        usage = usage_of(state)
+        deadline = deadline_at(config)
+        can_call = reason not in ("deadline", "max_total_tokens")
+        if deps.config.finalize_with_model and can_call:
+            limits = step_limits(deps, state, deadline)
+            limits = type(limits)(
+                max_tokens=limits.max_tokens,
+                thinking_tokens=limits.thinking_tokens,
+                allow_tools=False,
+                deadline_at=deadline,
+            )
+            instruction = fill(
+                deps.prompts.slot("finalize"),
+                reason=REASON_TEXT.get(reason, reason),
+                question=state.get("question", ""),
+            )
+            run_id, step = state["run_id"], state.get("step", 0)
+
+            def on_reasoning(delta: str) -> None:
+                emit(ReasoningDelta(run_id=run_id, step=step, text=delta))
+
+            try:
+                text, extra = await deps.protocol.free_text(
+                    state, instruction, limits, on_reasoning
+                )
+                usage = usage.plus(extra)
+            except (ModelError, TimeoutError) as exc:
+                log.warning("finalize: model call failed (%s); answering from evidence", exc)
+                text = ""
+        if not text.strip():
+            text = evidence_answer(state, reason)
+        update = conclude(deps, {**state, "usage": usage}, AnswerDraft(text=text), reason)
+        update["usage"] = usage
+        return update
+
+    return finalize

@@ -1,0 +1,95 @@
+"""reason: one model call (streamed), checked against the budgets, parsed into actions.
+
+Before the call it checks the step, token and time budgets, and compacts old
+observations when the prompt nears the context length. A turn with no usable action
+(thinking overrun, empty, malformed) adds a short instruction and counts as a step.
+"""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.runnables import RunnableConfig
+
+from agent.events import ReasoningDelta
+from agent.nodes.common import NodeDeps, deadline_at, emit, exhausted, step_limits, usage_of
+from agent.state import AgentState, StepRecord
+
+NUDGE_THINKING = (
+    "You used this step's thinking budget. Stop thinking and act now: search for what you "
+    "still need, or give your final answer with citations."
+)
+NUDGE_EMPTY = "You gave neither an action nor an answer. Search for what you need, or answer."
+NUDGE_INVALID = "Your last action could not be used ({problem}). Reply with one valid action."
+
+
+def make_reason(deps: NodeDeps):  # type: ignore[no-untyped-def]
+    protocol = deps.protocol
+
+    async def reason(state: AgentState, config: RunnableConfig) -> AgentState:
+        deadline = deadline_at(config)
+        stop = exhausted(state, deadline)
+        if stop is not None:
+            return {"stop_reason": stop}
+        step = state.get("step", 0) + 1
+        limits = step_limits(deps, state, deadline)
+        update: AgentState = {"step": step}
+        room = deps.config.context_length - limits.max_tokens - 32
+        if protocol.context_size(state) > room:
+            compacted = protocol.compact(state, room)
+            if compacted:
+                update.update(compacted)
+        current: AgentState = {**state, **update}
+        run_id = state["run_id"]
+
+        def on_reasoning(text: str) -> None:
+            emit(ReasoningDelta(run_id=run_id, step=step, text=text))
+
+        started = time.monotonic()
+        try:
+            turn, transcript_update = await protocol.step(current, limits, on_reasoning)
+        except TimeoutError:
+            return {**update, "stop_reason": "deadline"}
+        usage = usage_of(state).plus(turn.usage)
+        record = StepRecord(
+            index=step,
+            reasoning=turn.reasoning,
+            content=turn.content,
+            actions=turn.actions,
+            answer=turn.answer,
+            usage=turn.usage,
+            seconds=time.monotonic() - started,
+            note=turn.note,
+        )
+        update.update(usage=usage, steps=[*state.get("steps", []), record])
+        if turn.actions:
+            if not limits.allow_tools:
+                update["stop_reason"] = "max_tool_calls"
+                return update
+            update.update(transcript_update)
+            update.update(pending=list(turn.actions), overruns=0)
+            return update
+        if turn.answer is not None:
+            update.update(transcript_update)
+            update.update(draft=turn.answer, overruns=0)
+            return update
+        overruns = state.get("overruns", 0) + 1
+        update["overruns"] = overruns
+        note = turn.note or "empty"
+        if note == "thinking_overrun" and overruns >= 2:
+            update["stop_reason"] = "thinking_budget"
+            return update
+        if overruns >= 3:
+            update["stop_reason"] = "model_gave_up"
+            return update
+        if note == "thinking_overrun":
+            text = NUDGE_THINKING
+        elif note.startswith("invalid_action"):
+            text = NUDGE_INVALID.format(problem=note.removeprefix("invalid_action: "))
+        else:
+            text = NUDGE_EMPTY
+        update.update(transcript_update)
+        update.update(protocol.nudge({**current, **transcript_update}, text))
+        return update
+
+    return reason

@@ -1,0 +1,24 @@
+"""Action protocols: how a model asks for a tool (native tool calls, JSON actions, tags).
+
+All three drive the same graph, tools and events; `select_protocol` picks one by name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.protocols.base import ActionProtocol, ProtocolDeps
+
+
+def select_protocol(deps: ProtocolDeps) -> ActionProtocol:
+    from agent.protocols.json_actions import JsonActionProtocol
+    from agent.protocols.tags import TagsProtocol
+    from agent.protocols.tools import ToolsProtocol
+
+    protocols: dict[str, type[ActionProtocol]] = {
+        "tools": ToolsProtocol,
+        "json": JsonActionProtocol,
+        "tags": TagsProtocol,
+    }
+    return protocols[deps.config.protocol](deps)

@@ -1,0 +1,165 @@
+"""What every action protocol provides, and the shared streaming of one chat call.
+
+A protocol owns how the transcript looks on the wire (chat messages or one growing
+raw prompt) and how a model turn becomes actions; the graph nodes own budgets, tools,
+citations and events, so those behave the same whatever the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agent.config import AgentConfig
+from agent.context import estimate_tokens, transcript_tokens
+from agent.llm.think import split_think
+from agent.llm.types import ChatRequest, ChatResult, Delta, ReasoningModel, Usage
+from agent.prompts import Prompts
+from agent.state import (
+    AgentState,
+    AnswerDraft,
+    ChatTurn,
+    ToolCallRecord,
+    ToolResultRecord,
+    UsageRecord,
+)
+from agent.tools.base import ToolBox
+
+EmitText = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolDeps:
+    model: ReasoningModel
+    config: AgentConfig
+    prompts: Prompts
+    toolbox: ToolBox
+
+
+@dataclass(frozen=True, slots=True)
+class StepLimits:
+    max_tokens: int  # completion tokens for the call (thinking + visible)
+    thinking_tokens: int
+    allow_tools: bool  # False once the tool-call budget is spent: answer only
+    deadline_at: float  # time.time() value
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """One model call, parsed into what the graph acts on."""
+
+    reasoning: str
+    content: str
+    actions: tuple[ToolCallRecord, ...] = ()
+    answer: AnswerDraft | None = None
+    usage: UsageRecord = field(default_factory=UsageRecord)
+    note: str | None = None  # "thinking_overrun" | "empty" | "invalid_action: ..."
+
+
+class ActionProtocol(Protocol):
+    def begin(self, state: AgentState, question: str) -> AgentState:
+        """State update that adds a new question to the thread's transcript."""
+        ...
+
+    async def step(
+        self, state: AgentState, limits: StepLimits, emit: EmitText
+    ) -> tuple[ModelTurn, AgentState]:
+        """One model call; returns the parsed turn and the transcript update."""
+        ...
+
+    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> AgentState:
+        """Add actions to the transcript as if the model had asked for them (prefetch)."""
+        ...
+
+    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> AgentState: ...
+
+    def nudge(self, state: AgentState, text: str) -> AgentState: ...
+
+    def record_answer(self, state: AgentState, answer: str) -> AgentState: ...
+
+    async def free_text(
+        self, state: AgentState, instruction: str, limits: StepLimits, emit: EmitText
+    ) -> tuple[str, UsageRecord]:
+        """A call without tools (finalize, plan, condense) on top of the transcript."""
+        ...
+
+    def context_size(self, state: AgentState) -> int: ...
+
+    def compact(self, state: AgentState, limit: int) -> AgentState | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedTurn:
+    reasoning: str
+    content: str
+    result: ChatResult | None  # None when we stopped reading (thinking overrun)
+    usage: UsageRecord
+    overrun: bool
+
+
+async def stream_chat_turn(
+    model: ReasoningModel, request: ChatRequest, limits: StepLimits, emit: EmitText
+) -> StreamedTurn:
+    """Stream one chat call, forwarding reasoning live and enforcing the thinking budget.
+
+    When the reasoning passes `limits.thinking_tokens` we stop reading and close the
+    stream (the server sees the disconnect and stops generating).
+    """
+    reasoning: list[str] = []
+    content: list[str] = []
+    reasoning_tokens = 0
+    result: ChatResult | None = None
+    overrun = False
+    remaining = max(0.001, limits.deadline_at - time.time())
+    stream = model.stream_chat(request)
+    try:
+        async with asyncio.timeout(remaining):
+            async for item in stream:
+                if isinstance(item, ChatResult):
+                    result = item
+                    break
+                if not isinstance(item, Delta):
+                    continue
+                if item.kind == "reasoning" and item.text:
+                    reasoning.append(item.text)
+                    emit(item.text)
+                    reasoning_tokens += estimate_tokens(item.text)
+                    if reasoning_tokens > limits.thinking_tokens:
+                        overrun = True
+                        break
+                elif item.kind == "content":
+                    content.append(item.text)
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if result is not None:
+        text_reasoning, text_content = result.reasoning, result.content
+        if "</think>" in text_content or text_content.lstrip().startswith("<think>"):
+            extra, text_content = split_think(text_content)
+            text_reasoning += extra
+        return StreamedTurn(
+            reasoning=text_reasoning,
+            content=text_content,
+            result=result,
+            usage=UsageRecord.of(result.usage),
+            overrun=False,
+        )
+    prompt = transcript_tokens([ChatTurn(role=m.role, content=m.content) for m in request.messages])
+    usage = Usage(prompt_tokens=prompt, completion_tokens=reasoning_tokens)
+    return StreamedTurn(
+        reasoning="".join(reasoning),
+        content="".join(content),
+        result=None,
+        usage=UsageRecord.of(usage).model_copy(update={"reasoning_tokens": reasoning_tokens}),
+        overrun=overrun,
+    )
+
+
+def answer_from_reasoning(reasoning: str) -> str:
+    """Weak models sometimes put the answer only in their reasoning: take its last paragraph."""
+    paragraphs = [p.strip() for p in reasoning.split("\n\n") if p.strip()]
+    return paragraphs[-1] if paragraphs else ""

@@ -1,0 +1,208 @@
+"""`ResearchAgent`: runs the graph for one question and turns it into typed events.
+
+Events come from LangGraph's stream modes: nodes write `agent.events` objects on the
+`custom` stream (reasoning deltas, tool calls and results, answer deltas, citations)
+and the final result arrives on the `updates` stream. State is checkpointed to SQLite
+after every step (durability "sync"), so a run killed mid-way resumes from its last
+completed step, and a thread id carries a conversation across questions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.config import AgentConfig, Budgets, RunOptions, resolve_budgets
+from agent.events import Event, RunError, RunFinished, RunStarted, Source, UsageInfo
+from agent.graph import build_graph, make_deps
+from agent.llm import errors as model_errors
+from agent.llm.types import Message, ReasoningModel
+from agent.state import STATE_TYPES, RunResult
+from agent.tools.base import Tool
+from retrieval.types import Retriever
+
+log = logging.getLogger(__name__)
+
+_ERROR_KINDS: list[tuple[type[Exception], str]] = [
+    (model_errors.ModelConnectionError, "model_unreachable"),
+    (model_errors.ModelTimeoutError, "model_timeout"),
+    (model_errors.ModelRateLimitedError, "model_rate_limited"),
+    (model_errors.ModelServerError, "model_server_error"),
+    (model_errors.ModelRequestError, "model_request_rejected"),
+    (model_errors.ModelProtocolError, "model_protocol_error"),
+    (model_errors.ModelError, "model_error"),
+]
+
+
+class AgentUsageError(ValueError):
+    """The agent was called wrongly (e.g. resuming a thread that has nothing to resume)."""
+
+
+def finished_event(result: RunResult) -> RunFinished:
+    return RunFinished(
+        run_id=result.run_id,
+        step=result.steps,
+        answer=result.answer,
+        sources=[Source(**s.model_dump()) for s in result.sources],
+        finalized_reason=result.finalized_reason,
+        removed_citations=list(result.removed_citations),
+        usage=UsageInfo(**result.usage.model_dump()),
+        steps=result.steps,
+        tool_calls=result.tool_calls,
+        seconds=result.seconds,
+    )
+
+
+class ResearchAgent:
+    """One agent (model + retriever + config) serving many threads.
+
+    `checkpoint_path=None` keeps checkpoints in an in-memory SQLite database (same code
+    path, nothing survives the process).
+    """
+
+    def __init__(
+        self,
+        model: ReasoningModel,
+        retriever: Retriever,
+        config: AgentConfig,
+        *,
+        checkpoint_path: Path | None = None,
+        tools: Sequence[Tool] | None = None,
+    ) -> None:
+        self.model = model
+        self.retriever = retriever
+        self.config = config
+        self.checkpoint_path = checkpoint_path
+        self._deps = make_deps(model, retriever, config, tools)
+        self._graph: Any = None
+        self._conn: Any = None
+
+    async def _compiled(self) -> Any:
+        if self._graph is not None:
+            return self._graph
+        import aiosqlite
+        from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        if self.checkpoint_path is not None:
+            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        target = str(self.checkpoint_path) if self.checkpoint_path is not None else ":memory:"
+        self._conn = await aiosqlite.connect(target)
+        serde = JsonPlusSerializer(allowed_msgpack_modules=list(STATE_TYPES))
+        saver = AsyncSqliteSaver(self._conn, serde=serde)
+        await saver.setup()
+        self._graph = build_graph(self._deps).compile(checkpointer=saver)
+        return self._graph
+
+    def _config(self, thread_id: str, budgets: Budgets) -> dict[str, Any]:
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "deadline_at": time.time() + budgets.deadline_seconds,
+            },
+            "recursion_limit": budgets.recursion_limit,
+        }
+
+    async def run(
+        self,
+        question: str,
+        *,
+        thread_id: str,
+        run_id: str,
+        options: RunOptions | None = None,
+    ) -> AsyncIterator[Event]:
+        """Answer `question` in `thread_id`, yielding events; ends with RunFinished or RunError."""
+        if not question.strip():
+            raise AgentUsageError("question is empty; pass the question text to run()")
+        graph = await self._compiled()
+        budgets = resolve_budgets(self.config, options)
+        yield RunStarted(run_id=run_id, thread_id=thread_id, question=question)
+        state_in = {
+            "run_id": run_id,
+            "question": question,
+            "budgets": budgets,
+            "started_at": time.time(),
+        }
+        async for event in self._drive(graph, state_in, self._config(thread_id, budgets), run_id):
+            yield event
+
+    async def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]:
+        """Continue an interrupted run from its last checkpoint (with a fresh deadline).
+
+        A run that already finished yields its RunFinished again, so a client that lost
+        the stream can still get the result.
+        """
+        graph = await self._compiled()
+        snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        values = snapshot.values or {}
+        if values.get("run_id") != run_id:
+            yield RunError(
+                run_id=run_id,
+                kind="nothing_to_resume",
+                message=f"thread {thread_id!r} has no run {run_id!r}; start it with run()",
+            )
+            return
+        if not snapshot.next:
+            result = values.get("result")
+            if result is not None:
+                yield finished_event(result)
+            else:
+                yield RunError(
+                    run_id=run_id,
+                    kind="nothing_to_resume",
+                    message=f"run {run_id!r} has nothing left to do",
+                )
+            return
+        budgets: Budgets = values["budgets"]
+        yield RunStarted(run_id=run_id, thread_id=thread_id, question=values.get("question", ""))
+        async for event in self._drive(graph, None, self._config(thread_id, budgets), run_id):
+            yield event
+
+    async def _drive(
+        self, graph: Any, state_in: dict[str, Any] | None, config: dict[str, Any], run_id: str
+    ) -> AsyncIterator[Event]:
+        from langgraph.errors import GraphRecursionError
+
+        result: RunResult | None = None
+        try:
+            async for mode, chunk in graph.astream(
+                state_in, config, stream_mode=["custom", "updates"], durability="sync"
+            ):
+                if mode == "custom":
+                    yield chunk
+                elif mode == "updates":
+                    for update in chunk.values():
+                        if isinstance(update, dict) and update.get("result") is not None:
+                            result = update["result"]
+        except model_errors.ModelError as exc:
+            kind = next(k for t, k in _ERROR_KINDS if isinstance(exc, t))
+            yield RunError(run_id=run_id, kind=kind, message=str(exc), resumable=True)
+            return
+        except GraphRecursionError as exc:  # a bug: our budgets should always stop first
+            yield RunError(run_id=run_id, kind="recursion_limit", message=str(exc), resumable=False)
+            return
+        if result is None:
+            yield RunError(
+                run_id=run_id,
+                kind="internal_error",
+                message="the graph ended without a result",
+                resumable=True,
+            )
+            return
+        yield finished_event(result)
+
+    async def thread_history(self, thread_id: str) -> list[Message]:
+        """The thread's questions and final answers, oldest first."""
+        graph = await self._compiled()
+        snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        turns = (snapshot.values or {}).get("exchanges") or []
+        return [t.to_message() for t in turns]
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+            self._graph = None

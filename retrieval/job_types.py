@@ -1,0 +1,109 @@
+"""Typed inputs and outputs of the indexing job, and the progress port it reports to."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_MAX_TOKENS = 180
+DEFAULT_OVERLAP = 30
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """How to build an index. `embedder_spec=None` means the project's default embedder."""
+
+    embedder_spec: str | None = None
+    index_spec: str | None = None  # FAISS factory string; None picks one by corpus size
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    jsonl_id: str = "id"
+    jsonl_title: str = "title"
+    jsonl_text: str = "text"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP
+    rebuild: bool = False
+    ray_address: str | None = None  # "auto", "ray://host:port", or a local cluster address
+    ray_concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.max_tokens < 1 or not 0 <= self.overlap_tokens < self.max_tokens:
+            raise ValueError(
+                f"need max_tokens >= 1 and 0 <= overlap < max_tokens, got "
+                f"{self.max_tokens}/{self.overlap_tokens}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    source: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IndexReport:
+    """What one run of the job did. `passages` counts the published index."""
+
+    index_dir: str
+    generation: int
+    published: bool
+    documents_read: int = 0
+    unchanged: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    documents: int = 0
+    passages: int = 0
+    passages_embedded: int = 0
+    factory: str = ""
+    embedder_id: str = ""
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def passages_per_second(self) -> float:
+        """Embedded passages over the whole job's wall time (0 when nothing was embedded)."""
+        return self.passages_embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["passages_per_second"] = round(self.passages_per_second, 2)
+        return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+class JobProgress(Protocol):
+    """Where the job reports progress; the CLI renders it with rich, tests pass nothing."""
+
+    def scanned(self, documents: int) -> None: ...
+
+    def embedding(self, total_passages: int) -> None: ...
+
+    def advance(self, passages: int) -> None: ...
+
+    def stage(self, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    def scanned(self, documents: int) -> None:
+        pass
+
+    def embedding(self, total_passages: int) -> None:
+        pass
+
+    def advance(self, passages: int) -> None:
+        pass
+
+    def stage(self, name: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

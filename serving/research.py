@@ -1,0 +1,38 @@
+"""The thin seam between the service and the research agent.
+
+The run manager depends on this Protocol, not on `agent.runner`, so tests of the service
+machinery and the real agent share one contract. `ResearchAgent` satisfies it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from agent.config import RunOptions
+from agent.events import Event
+
+
+class ResearchEngine(Protocol):
+    def run(
+        self, question: str, *, thread_id: str, run_id: str, options: RunOptions | None = None
+    ) -> AsyncIterator[Event]: ...
+
+    def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def compose_question(turns: Sequence[tuple[str, str]]) -> str:
+    """Fold a chat transcript into one question for a fresh run.
+
+    The agent takes a single question per run; when a client sends earlier turns (OpenAI
+    style, stateless), they travel as quoted context ahead of the last user message.
+    """
+    if not turns:
+        return ""
+    *earlier, (_, last) = turns
+    context = [f"{role}: {text}" for role, text in earlier if text.strip() and role != "system"]
+    if not context:
+        return last
+    return "Conversation so far:\n" + "\n".join(context) + f"\n\nCurrent question: {last}"

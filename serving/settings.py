@@ -1,0 +1,141 @@
+"""The one place the service reads its configuration: environment and an optional TOML file.
+
+Precedence (highest first): explicit overrides (CLI flags) > `THINKRAG_*` environment >
+TOML file (`--config FILE` or `THINKRAG_CONFIG`) > defaults. Inner packages never read
+the environment; `serving/app.py` turns this into typed configs for the agent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+RecoverPolicy = Literal["resume", "mark"]
+
+
+class SettingsError(ValueError):
+    """The configuration cannot work; the message says which setting to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THINKRAG_", extra="forbid", validate_default=True)
+
+    # Network
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # What to serve
+    index_dir: Path | None = None
+    # A JSONL file of passages served by the in-memory retriever (demos and tests);
+    # used instead of `index_dir` when set.
+    memory_passages: Path | None = None
+    retriever_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    profile: str | None = None
+    model_url: str = "http://127.0.0.1:8000/v1"
+    model_name: str | None = None
+    model_api_key: SecretStr | None = None
+    assistant_name: str = "thinkrag-research"
+
+    # Durability
+    db_path: Path = Path(".thinkrag/service.db")
+    checkpoint_path: Path | None = None  # default: next to db_path
+    recover: RecoverPolicy = "resume"
+
+    # Protection
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    allow_unauthenticated: bool = False  # serve a non-loopback host without keys
+    max_request_bytes: int = Field(1_000_000, ge=1024)
+    max_active_runs: int = Field(8, ge=1)
+    max_queued_runs: int = Field(64, ge=0)
+    max_runs_per_key: int = Field(8, ge=1)
+    requests_per_minute: int = Field(600, ge=1)
+    sse_keepalive_seconds: float = Field(15.0, gt=0)
+
+    # Budget maxima: a request may lower these, never raise them.
+    max_steps: int | None = Field(None, ge=1)
+    max_tool_calls: int | None = Field(None, ge=0)
+    max_total_tokens: int | None = Field(None, ge=1)
+    deadline_seconds: float | None = Field(None, gt=0)
+    top_k: int | None = Field(None, ge=1)
+
+    # OpenAI-compatible answers also carry the sources as a markdown list in `content`.
+    openai_sources_in_content: bool = True
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("THINKRAG_CONFIG")
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    @property
+    def resolved_checkpoint_path(self) -> Path:
+        return self.checkpoint_path or self.db_path.with_name(
+            self.db_path.stem + ".checkpoints.sqlite"
+        )
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys)
+
+    def check_exposure(self) -> None:
+        """Refuse to serve a non-loopback address with no API keys unless told to."""
+        if not self.is_loopback and not self.api_keys and not self.allow_unauthenticated:
+            raise SettingsError(
+                f"refusing to listen on {self.host!r} without API keys: set THINKRAG_API_KEYS "
+                "(comma-separated), bind to 127.0.0.1, or set THINKRAG_ALLOW_UNAUTHENTICATED=1 "
+                "if a proxy in front already authenticates"
+            )
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file, the environment and explicit overrides."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:
+        if not config.is_file():
+            raise SettingsError(f"config file {config} does not exist: pass an existing TOML file")
+        previous = os.environ.get("THINKRAG_CONFIG")
+        os.environ["THINKRAG_CONFIG"] = str(config)
+        try:
+            return Settings(**values)
+        finally:
+            if previous is None:
+                os.environ.pop("THINKRAG_CONFIG", None)
+            else:
+                os.environ["THINKRAG_CONFIG"] = previous
+    return Settings(**values)
