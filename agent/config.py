@@ -32,27 +32,27 @@ class AgentConfig(BaseModel):
     protocol: ActionProtocolName = "tools"
     tool_choice: Literal["auto", "required"] = "auto"
     # Budgets (defaults and maxima for per-run overrides).
-    max_steps: int = Field(8, ge=1, le=200)
-    max_tool_calls: int = Field(16, ge=0, le=1000)
-    max_total_tokens: int = Field(60_000, ge=64)
-    thinking_tokens_per_step: int = Field(2048, ge=16)
-    max_tokens_per_step: int = Field(1024, ge=16)
-    deadline_seconds: float = Field(300.0, gt=0)
+    max_steps: int = Field(default=8, ge=1, le=200)
+    max_tool_calls: int = Field(default=16, ge=0, le=1000)
+    max_total_tokens: int = Field(default=60_000, ge=64)
+    thinking_tokens_per_step: int = Field(default=2048, ge=16)
+    max_tokens_per_step: int = Field(default=1024, ge=16)
+    deadline_seconds: float = Field(default=300.0, gt=0)
     # Retrieval and tools.
-    top_k: int = Field(5, ge=1, le=50)
-    parallel_tool_cap: int = Field(4, ge=1, le=32)
+    top_k: int = Field(default=5, ge=1, le=50)
+    parallel_tool_cap: int = Field(default=4, ge=1, le=32)
     enable_fetch_url: bool = False
     fetch_allow_hosts: tuple[str, ...] = ()
-    fetch_max_bytes: int = Field(1_000_000, ge=1024)
-    fetch_timeout_seconds: float = Field(10.0, gt=0)
+    fetch_max_bytes: int = Field(default=1_000_000, ge=1024)
+    fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     retrieval_first: bool = False  # search the question itself before the first model call
     multihop_first: bool = False  # ...through retrieval.multihop.MultiHopRetriever
     plan: bool = False
     condense: bool = False
-    condense_min_tokens: int = Field(400, ge=32)
+    condense_min_tokens: int = Field(default=400, ge=32)
     # Context management.
-    observation_token_budget: int = Field(700, ge=32)
-    context_length: int = Field(8192, ge=256)
+    observation_token_budget: int = Field(default=700, ge=32)
+    context_length: int = Field(default=8192, ge=256)
     # Sampling and wire details.
     temperature: float | None = None
     top_p: float | None = None
@@ -69,12 +69,12 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_steps: int | None = Field(None, ge=1)
-    max_tool_calls: int | None = Field(None, ge=0)
-    max_total_tokens: int | None = Field(None, ge=1)
-    thinking_tokens_per_step: int | None = Field(None, ge=1)
-    deadline_seconds: float | None = Field(None, gt=0)
-    top_k: int | None = Field(None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    max_total_tokens: int | None = Field(default=None, ge=1)
+    thinking_tokens_per_step: int | None = Field(default=None, ge=1)
+    deadline_seconds: float | None = Field(default=None, gt=0)
+    top_k: int | None = Field(default=None, ge=1)
 
 
 class Budgets(BaseModel):

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -31,7 +32,7 @@ def _always(_: ScriptRequest) -> ScriptedTurn:
     return TURN
 
 
-def _serve(queue: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
+def _serve(queue: Any, stop: Any) -> None:
     server = ScriptedModelServer(_always, chunk_chars=8)
     queue.put(server.start())
     stop.wait()

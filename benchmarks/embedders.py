@@ -206,9 +206,7 @@ def render(results: list[Result], n_questions: int) -> str:
                 )
     int8 = next((r for r in results if r.spec == "minilm-int8" and not r.error), None)
     if base and int8:
-        worst = max(
-            abs(int8.recall["ALL"][m] - base.recall["ALL"][m]) for m in base.recall["ALL"]
-        )
+        worst = max(abs(int8.recall["ALL"][m] - base.recall["ALL"][m]) for m in base.recall["ALL"])
         verdict = "within" if worst <= 0.01 else "NOT within"
         lines += [
             "",
@@ -227,7 +225,7 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not EVAL_FILE.is_file():
-        sys.exit(f"eval data not found at {EVAL_FILE}: place the shared eval folder beside the repo")
+        sys.exit(f"eval data not found at {EVAL_FILE}: put the shared eval folder beside the repo")
     limit = None if args.full else args.limit
     if args.worker:
         print("RESULT " + json.dumps(asdict(worker(args.worker, limit))), flush=True)

@@ -25,8 +25,48 @@ _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 _WORD = re.compile(r"\w+")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
 _SENTENCE_START_STOP = frozenset(
-    "a an the in on at of for by with from to and or but as it its he she they his her their "
-    "this that these those there after before during when while since until it is was were".split()
+    [
+        "a",
+        "an",
+        "the",
+        "in",
+        "on",
+        "at",
+        "of",
+        "for",
+        "by",
+        "with",
+        "from",
+        "to",
+        "and",
+        "or",
+        "but",
+        "as",
+        "it",
+        "its",
+        "he",
+        "she",
+        "they",
+        "his",
+        "her",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "after",
+        "before",
+        "during",
+        "when",
+        "while",
+        "since",
+        "until",
+        "it",
+        "is",
+        "was",
+        "were",
+    ]
 )
 
 

@@ -97,10 +97,8 @@ def agent_config(settings: Settings) -> AgentConfig:
 
         try:
             profile = get_profile(settings.profile)
-        except KeyError as exc:
-            raise SettingsError(
-                f"unknown profile {settings.profile!r}; list them with `thinkrag model list`"
-            ) from exc
+        except Exception as exc:  # UnknownProfileError names the known profiles
+            raise SettingsError(str(exc)) from exc
         for src, dst in (
             ("protocol", "protocol"),
             ("temperature", "temperature"),

@@ -162,9 +162,7 @@ def ensure_smollm2(cache_dir: Path | str | None = None) -> Path:
             dtype=torch.bfloat16,
             quantization_config=quant,
         )
-        tokenizer = AutoTokenizer.from_pretrained(
-            str(gguf_path.parent), gguf_file=gguf_path.name
-        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
         return {"gguf": gguf_path.name, "gguf_sha256": gguf_sha}

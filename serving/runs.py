@@ -236,13 +236,7 @@ class RunManager:
 
     async def _drive(self, handle: _Handle, mode: Mode) -> tuple[RunStatus, str | None, bool]:
         run = handle.run
-        if mode == "resume":
-            stream = self.engine.resume(thread_id=run.thread_id, run_id=run.run_id)
-        else:
-            opts = RunOptions.model_validate(run.options) if run.options else None
-            stream = self.engine.run(
-                run.question, thread_id=run.thread_id, run_id=run.run_id, options=opts
-            )
+        stream = self._stream(run, mode)
         finished: RunFinished | None = None
         failed: RunError | None = None
         try:
@@ -265,6 +259,21 @@ class RunManager:
         if failed is not None:
             return "error", f"{failed.kind}: {failed.message}", failed.resumable
         return "error", "the agent stopped without an answer", True
+
+    async def _stream(self, run: RunRecord, mode: Mode) -> AsyncIterator[Event]:
+        """The engine's events; a resume with no checkpoint yet starts the run afresh."""
+        if mode == "resume":
+            async for event in self.engine.resume(thread_id=run.thread_id, run_id=run.run_id):
+                if isinstance(event, RunError) and event.kind == "nothing_to_resume":
+                    break  # killed before the first checkpoint: nothing to continue from
+                yield event
+            else:
+                return
+        opts = RunOptions.model_validate(run.options) if run.options else None
+        async for event in self.engine.run(
+            run.question, thread_id=run.thread_id, run_id=run.run_id, options=opts
+        ):
+            yield event
 
     def _save_thread(self, handle: _Handle) -> None:
         run = handle.run

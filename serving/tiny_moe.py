@@ -7,7 +7,8 @@ vLLM's structured outputs flaky (whitespace runs, control characters in JSON str
 `<tool_call>` tokens rejected by the grammar), so the weights are shaped: residual dimension 0
 is a constant feature nothing writes into, which turns lm_head column 0 into a per-token logit
 bias; the other logits are flattened. Special, control and non-ASCII tokens get a negative
-bias, `</think>` and EOS a small positive one, so outputs are short, printable and repeatable.
+bias (EOS too: only a completed grammar ends a turn), `</think>` a small positive one, so
+reasoning ends after ~30 tokens and seeded outputs are printable and repeatable.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ MODEL_CONFIG = {
 }
 # Target per-step probabilities for the biased tokens (the rest share what is left).
 THINK_END_PROB = 0.03  # random reasoning ends after ~30 tokens
-EOS_PROB = 0.02
+# EOS stays banned: an EOS inside the reasoning ends the turn before any tool call or JSON
+# (vLLM then reports finish_reason=tool_calls with no calls). A grammar that is complete
+# still ends the output, since EOS is then the only token it allows; free text runs to
+# max_tokens or a stop string.
+EOS_PROB = 0.0
 QUOTE_PROB = 0.08  # all tokens holding '"' together: JSON strings close after ~12 tokens
 BANNED_BIAS = -30.0
 # Spread of the context-dependent (random) part of the logits. Wide enough that greedy
@@ -59,13 +64,13 @@ BANNED_BIAS = -30.0
 FLAT_LOGIT_STD = 2.0
 TEMPLATE_NAME = "qwen3_tiny.jinja"
 
-_WORDS = (
+_WORD_TEXT = (
     "the of and to in is that for it as was with on by be this are from at or an which "
     "search query answer source passage document index model river city year number name "
     "first second result citation question reason think step evidence true false paris "
     "france capital history science water energy light north south river mountain world "
     "people language book page title text data value score rank list open fetch tool call"
-).split()
+)
 
 
 def chat_template() -> str:
@@ -75,11 +80,12 @@ def chat_template() -> str:
 def training_text() -> list[str]:
     """Deterministic pseudo-English plus JSON fragments, so BPE learns words and JSON syntax."""
     rng = random.Random(SEED)
+    words_pool = _WORD_TEXT.split()
     lines = []
     for i in range(4000):
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(4, 14))]
+        words = [rng.choice(words_pool) for _ in range(rng.randint(4, 14))]
         if i % 3 == 0:
-            key, value = rng.choice(_WORDS), rng.choice(_WORDS)
+            key, value = rng.choice(words_pool), rng.choice(words_pool)
             lines.append(json.dumps({key: " ".join(words[:3]), "n": rng.randint(0, 999), value: i}))
         else:
             lines.append(" ".join(words).capitalize() + rng.choice([".", "?", "!", ","]))
@@ -126,32 +132,23 @@ def _train_tokenizer():  # type: ignore[no-untyped-def]
     )
 
 
-def _token_biases(tokenizer, vocab_size: int) -> list[float]:  # type: ignore[no-untyped-def]
-    """Per-token logit bias implementing the probability targets above."""
-    import math
+def _token_groups(tokenizer) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
+    """(ordinary, quoted): printable ASCII tokens without / with a '"' in them.
 
+    Everything else (specials, added tokens, control characters, partial UTF-8,
+    non-ASCII, padding rows) stays banned.
+    """
     vocab = tokenizer.get_vocab()
-    banned = {vocab[t] for t in (*SPECIAL_TOKENS, *ADDED_TOKENS)}
-    eos, think_end = vocab[EOS_TOKEN], vocab["</think>"]
-    biases = [BANNED_BIAS] * vocab_size
+    excluded = {vocab[t] for t in (*SPECIAL_TOKENS, *ADDED_TOKENS)}
     ordinary, quoted = [], []
     for token_id in range(len(tokenizer)):
-        if token_id in banned:
+        if token_id in excluded:
             continue
         text = tokenizer.decode([token_id])
         if not text or any(ord(c) < 32 or ord(c) > 126 for c in text):
-            continue  # control characters, partial UTF-8, non-ASCII: keep banned
+            continue
         (quoted if '"' in text else ordinary).append(token_id)
-    for token_id in ordinary:
-        biases[token_id] = 0.0
-    # Solve e^b * k / (n + rest) = p for each group against the mass of the ordinary tokens.
-    free_mass = 1.0 - THINK_END_PROB - EOS_PROB - QUOTE_PROB
-    n = len(ordinary)
-    biases[think_end] = math.log(THINK_END_PROB * n / free_mass)
-    biases[eos] = math.log(EOS_PROB * n / free_mass)
-    for token_id in quoted:
-        biases[token_id] = math.log(QUOTE_PROB * n / free_mass / len(quoted))
-    return biases
+    return ordinary, quoted
 
 
 def _build_model(tokenizer):  # type: ignore[no-untyped-def]
@@ -186,23 +183,48 @@ def _build_model(tokenizer):  # type: ignore[no-untyped-def]
                     param[0, :] = 0.0
         embed = model.get_input_embeddings().weight
         embed[:, 0] = 1.0
-        _calibrate_head(model, tokenizer, _token_biases(tokenizer, vocab_size))
+        _calibrate_head(model, tokenizer)
     return model.to(torch.bfloat16)
 
 
-def _calibrate_head(model, tokenizer, biases: list[float]) -> None:  # type: ignore[no-untyped-def]
-    """Scale lm_head so column 0 yields `biases` and the rest has spread FLAT_LOGIT_STD."""
+def _calibrate_head(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Make lm_head column 0 a per-token bias hitting the probability targets.
+
+    The random columns are scaled to FLAT_LOGIT_STD on real hidden states; biased and
+    banned tokens get no random part, so their logit is exactly their bias. Each target is
+    solved against the measured mass of the ordinary tokens: e^b / mass = p / free_mass.
+    """
+    import math
+
     import torch
 
+    ordinary, quoted = _token_groups(tokenizer)
+    vocab = tokenizer.get_vocab()
+    think_end, eos = vocab["</think>"], vocab[EOS_TOKEN]
     captured: list[torch.Tensor] = []
     hook = model.model.norm.register_forward_hook(lambda _m, _i, out: captured.append(out))
-    sample = " ".join(training_text()[:40])
-    ids = torch.tensor([tokenizer.encode(sample)[:512]])
-    model(input_ids=ids)
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Which river runs through Paris?"}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    ids = tokenizer.encode(chat + " ".join(training_text()[:40]))[:512]
+    model(input_ids=torch.tensor([ids]))
     hook.remove()
-    hidden = captured[0][0]  # (tokens, hidden) after the final norm
+    hidden = captured[0][0]  # (tokens, hidden) after the final norm; dim 0 is ~constant
     head = model.lm_head.weight
     head[:, 0] = 0.0
-    random_part = hidden @ head.T
+    keep = torch.zeros(head.shape[0], dtype=torch.bool)
+    keep[ordinary] = True
+    head[~keep, 1:] = 0.0
+    random_part = (hidden @ head.T)[:, keep]
     head[:, 1:] *= FLAT_LOGIT_STD / float(random_part.std())
-    head[:, 0] = torch.tensor(biases) / float(hidden[:, 0].mean())
+    mass = float(torch.exp(random_part * FLAT_LOGIT_STD / random_part.std()).sum(-1).mean())
+    free = 1.0 - THINK_END_PROB - EOS_PROB - QUOTE_PROB
+    biases = torch.full((head.shape[0],), BANNED_BIAS)
+    biases[ordinary] = 0.0
+    biases[think_end] = math.log(THINK_END_PROB * mass / free)
+    if EOS_PROB > 0:
+        biases[eos] = math.log(EOS_PROB * mass / free)
+    biases[quoted] = math.log(QUOTE_PROB * mass / free / len(quoted))
+    head[:, 0] = biases / float(hidden[:, 0].mean())

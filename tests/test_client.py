@@ -331,3 +331,23 @@ async def test_not_openai_json_is_protocol_error() -> None:
     async with OpenAIClient("http://x.test/v1", "m", transport=transport) as client:
         with pytest.raises(ModelProtocolError, match="not JSON"):
             await client.chat(ASK)
+
+
+async def test_thinking_budget_safety_net_cuts_stream(scripted_model) -> None:
+    server = scripted_model(
+        [
+            ScriptedTurn(reasoning="word " * 400, content="late answer", latency=0.002),
+            ScriptedTurn(reasoning="short", content="Paris"),
+        ],
+        chunk_chars=4,
+    )
+    request = ChatRequest(messages=[Message("user", "q")], thinking_token_budget=40)
+    async with OpenAIClient(server.base_url, "scripted") as client:
+        deltas, cut = await _stream(client, request)
+        _, fine = await _stream(client, request)
+    assert cut.thinking_budget_exhausted and cut.finish_reason == "length"
+    assert cut.content == "" and 40 * 4 <= len(cut.reasoning) < 400 * 5
+    assert _text(deltas, "content") == ""
+    assert await asyncio.to_thread(server.wait_for_disconnect, 5.0)
+    assert server.requests[0].body["thinking_token_budget"] == 40
+    assert not fine.thinking_budget_exhausted and fine.content == "Paris"

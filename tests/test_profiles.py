@@ -43,8 +43,12 @@ def test_production_profile_renders_gpu_command_with_its_parsers(name: str) -> N
 
 
 def test_large_models_are_sharded_across_gpus() -> None:
-    assert flag_value(get_profile("qwen3-235b-a22b").serve_command(), "--tensor-parallel-size") == "8"
-    assert flag_value(get_profile("deepseek-r1-0528").serve_command(), "--tensor-parallel-size") == "8"
+    assert (
+        flag_value(get_profile("qwen3-235b-a22b").serve_command(), "--tensor-parallel-size") == "8"
+    )
+    assert (
+        flag_value(get_profile("deepseek-r1-0528").serve_command(), "--tensor-parallel-size") == "8"
+    )
     assert "--tensor-parallel-size" not in get_profile("gpt-oss-20b").serve_command()
 
 

@@ -7,8 +7,8 @@ paired, which is what makes small differences on a few hundred questions testabl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 

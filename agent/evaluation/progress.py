@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from agent.evaluation.records import QuestionResult
 from agent.evaluation.session import EvalHooks
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class _IndexProgress:
@@ -13,7 +17,7 @@ class _IndexProgress:
 
     def __init__(self, owner: RichProgress) -> None:
         self.owner = owner
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def scanned(self, documents: int) -> None:
         pass
@@ -23,7 +27,7 @@ class _IndexProgress:
 
     def advance(self, passages: int) -> None:
         if self.task is not None:
-            self.owner.bar.advance(self.task, passages)  # type: ignore[arg-type]
+            self.owner.bar.advance(self.task, passages)
 
     def stage(self, name: str) -> None:
         self.owner.bar.console.log(name)
@@ -50,7 +54,7 @@ class RichProgress:
             TextColumn("{task.fields[status]}"),
             transient=False,
         )
-        self.task: int | None = None
+        self.task: TaskID | None = None
         self.em_sum = 0.0
         self.done = 0
 
@@ -67,18 +71,18 @@ class RichProgress:
         self.bar.stop()
 
     def _stage(self, name: str, total: int) -> None:
-        self.task = self.bar.add_task(name, total=total, status="")  # type: ignore[assignment]
+        self.task = self.bar.add_task(name, total=total, status="")
 
     def _advance(self) -> None:
         if self.task is not None:
-            self.bar.advance(self.task)  # type: ignore[arg-type]
+            self.bar.advance(self.task)
 
     def _result(self, result: QuestionResult) -> None:
         self.done += 1
         self.em_sum += result.em
         if self.task is not None:
             status = f"EM {self.em_sum / self.done:.2f} (this run)"
-            self.bar.update(self.task, status=status)  # type: ignore[arg-type]
+            self.bar.update(self.task, status=status)
 
     def hooks(self) -> EvalHooks:
         return EvalHooks(

@@ -113,7 +113,7 @@ def render_markdown(report: Report) -> str:
     if report.note:
         out += ["", report.note]
     if report.rows:
-        datasets = sorted({r.dataset for r in report.rows if r.dataset != OVERALL}) + [OVERALL]
+        datasets = [*sorted({r.dataset for r in report.rows if r.dataset != OVERALL}), OVERALL]
         methods = sorted({r.method for r in report.rows}, key=_method_key)
         index = {(r.method, r.dataset): r for r in report.rows}
         out += ["", "## Answers (EM / F1, %)", ""]
@@ -148,7 +148,7 @@ def render_markdown(report: Report) -> str:
 
 def _render_retrieval(rows: Sequence[RetrievalRow]) -> list[str]:
     out = ["", "## Retrieval only (no model; open corpus)", ""]
-    datasets = sorted({r.dataset for r in rows if r.dataset != OVERALL}) + [OVERALL]
+    datasets = [*sorted({r.dataset for r in rows if r.dataset != OVERALL}), OVERALL]
     systems = list(dict.fromkeys(r.system for r in rows))
     index = {(r.system, r.dataset): r for r in rows}
     ks = sorted(rows[0].recall)

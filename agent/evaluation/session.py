@@ -120,7 +120,7 @@ def make_methods(
         elif name == "agent":
             from agent.config import AgentConfig
 
-            config = plan.agent_config or AgentConfig()
+            config = plan.agent_config or AgentConfig.model_validate({})
             out.append(AgentMethod(model, retrievers["hybrid"], config))
     return out
 
@@ -164,7 +164,7 @@ async def run_evaluation(
     retrievers: dict[str, Retriever] = {}
     index_dir: Path | None = None
     if needs_index:
-        index_dir, _ = await asyncio.to_thread(
+        built, _ = await asyncio.to_thread(
             ensure_eval_index,
             corpus_questions(plan, questions),
             embedder,
@@ -172,7 +172,8 @@ async def run_evaluation(
             cache_root=plan.cache_root or plan.out_dir / "index-cache",
             progress=hooks.index_progress,
         )
-        retrievers = await asyncio.to_thread(build_retrievers, index_dir)
+        index_dir = built
+        retrievers = await asyncio.to_thread(build_retrievers, built)
     rows: list[RetrievalRow] = []
     if retrievers and (plan.retrieval_only or plan.retrieval_rows):
         rows = await asyncio.to_thread(_retrieval_rows, plan, questions, retrievers, hooks)

@@ -11,6 +11,7 @@ vLLM aborts the generation instead of burning tokens nobody reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -109,7 +110,10 @@ class OpenAIClient:
         """Yield `Delta`s as they arrive, then the assembled `ChatResult`.
 
         Deltas of the missing-opening-`<think>` shape are provisional (see `agent.llm.think`);
-        the final `ChatResult` is authoritative.
+        the final `ChatResult` is authoritative. `thinking_token_budget` is sent to vLLM and
+        also enforced here as a safety net: vLLM 0.32 only counts after a `<think>` token (in
+        the prompt or the output), so a model that never writes it thinks on unbounded. Past
+        the budget the stream is closed and the result has `thinking_budget_exhausted=True`.
         """
         loop = asyncio.get_running_loop()
         deadline = self._deadline()
@@ -119,17 +123,22 @@ class OpenAIClient:
         first_deadline = loop.time() + self.timeouts.first_byte
         resp = await self._send("POST", url, body, deadline, first_deadline=first_deadline)
         assembly = ChatAssembly(starts_in_reasoning=self._starts_in_reasoning)
+        budget = request.thinking_token_budget
+        events = sse_json(
+            resp,
+            first_deadline=first_deadline,
+            between_chunks=self.timeouts.between_chunks,
+            deadline=deadline,
+            url=url,
+        )
         try:
-            events = sse_json(
-                resp,
-                first_deadline=first_deadline,
-                between_chunks=self.timeouts.between_chunks,
-                deadline=deadline,
-                url=url,
-            )
-            async for payload in events:
-                for delta in assembly.absorb_chunk(_require_object(payload, url)):
-                    yield delta
+            async with contextlib.aclosing(events):
+                async for payload in events:
+                    for delta in assembly.absorb_chunk(_require_object(payload, url)):
+                        yield delta
+                    if budget is not None and assembly.over_thinking_budget(budget):
+                        assembly.cut_for_budget()  # closing the response aborts it in vLLM
+                        break
             for delta in assembly.flush():
                 yield delta
         finally:

@@ -175,12 +175,11 @@ def chat_events(r: Render, size: int) -> Iterator[str]:
         return _sse(payload)
 
     yield chunk({"role": "assistant", "content": ""})
+    deltas: list[dict[str, Any]] = []
     reasoning = turn.reasoning_on_wire()
-    for piece in chunks(reasoning, size):
-        yield chunk({turn.reasoning_field: piece})
+    deltas += [{turn.reasoning_field: piece} for piece in chunks(reasoning, size)]
     content = turn.visible_content()
-    for piece in chunks(content, size):
-        yield chunk({"content": piece})
+    deltas += [{"content": piece} for piece in chunks(content, size)]
     for index, (call_id, (name, args)) in enumerate(
         zip(r.tool_call_ids(), turn.tool_calls, strict=True)
     ):
@@ -190,10 +189,16 @@ def chat_events(r: Render, size: int) -> Iterator[str]:
             "type": "function",
             "function": {"name": name, "arguments": ""},
         }
-        yield chunk({"tool_calls": [opening]})
-        for piece in chunks(args, size):
-            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-    yield chunk({"content": ""}, r.finish_reason())
+        deltas.append({"tool_calls": [opening]})
+        deltas += [
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in chunks(args, size)
+        ]
+    # Like vLLM, the finish_reason rides on the last token's delta.
+    last = deltas.pop() if deltas else {"content": ""}
+    for delta in deltas:
+        yield chunk(delta)
+    yield chunk(last, r.finish_reason())
     args_text = "".join(a for _, a in turn.tool_calls)
     usage = r.usage(reasoning or turn.reasoning, content + args_text)
     if with_usage:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ async def sse_json(
     between_chunks: float,
     deadline: float,
     url: str,
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Yield each event's JSON payload until `data: [DONE]`.
 
     Deadlines are `loop.time()` values. Raises ModelTimeoutError naming the phase that ran

@@ -35,6 +35,9 @@ class ChatAssembly:
         self._finish: object = None
         self.usage = Usage()
         self.model = ""
+        self.budget_cut = False
+        self._reasoning_pieces = 0
+        self._reasoning_chars = 0
 
     # -- streaming ---------------------------------------------------------------------------
     def absorb_chunk(self, payload: Any) -> list[Delta]:
@@ -55,6 +58,10 @@ class ChatAssembly:
         content = delta.get("content")
         if content:
             out.extend(self._content(content))
+        for d in out:
+            if d.kind == "reasoning":
+                self._reasoning_pieces += 1
+                self._reasoning_chars += len(d.text)
         for piece in delta.get("tool_calls") or ():
             index, fragment = self._tools.add(piece)
             out.append(Delta("tool_call", fragment, tool_index=index))
@@ -74,6 +81,21 @@ class ChatAssembly:
     @property
     def finished(self) -> bool:
         return self._finish is not None
+
+    def over_thinking_budget(self, budget: int) -> bool:
+        """Reasoning ran clearly past `budget` tokens with no answer yet.
+
+        Tokens are estimated as max(reasoning deltas, chars / 4): vLLM streams about one token
+        per delta. The slack leaves the server's own budget enforcement the first chance.
+        """
+        if self._plain_content or self._splitter.result()[1] or self._tools.result():
+            return False
+        estimate = max(self._reasoning_pieces, self._reasoning_chars // 4)
+        return estimate > budget + max(16, budget // 4)
+
+    def cut_for_budget(self) -> None:
+        self.budget_cut = True
+        self._finish = "length"
 
     # -- non-streaming ---------------------------------------------------------------------
     def absorb_message(self, payload: Mapping[str, Any], choice: Mapping[str, Any]) -> None:
@@ -102,4 +124,5 @@ class ChatAssembly:
             finish_reason=finish_reason(self._finish, bool(calls)),
             usage=self.usage,
             model=self.model or model,
+            thinking_budget_exhausted=self.budget_cut,
         )

@@ -70,6 +70,9 @@ class ChatResult:
     finish_reason: FinishReason
     usage: Usage
     model: str = ""
+    # True when the client cut a stream whose reasoning ran past `thinking_token_budget`
+    # (a safety net for servers that ignore the budget); finish_reason is then "length".
+    thinking_budget_exhausted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord])
     }
 
 
-def make_act(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_act(deps: NodeDeps):
     condense = deps.config.condense
 
     async def act(state: AgentState) -> AgentState:

@@ -49,7 +49,7 @@ def conclude(
     return update
 
 
-def make_answer(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_answer(deps: NodeDeps):
     async def answer(state: AgentState) -> AgentState:
         draft = state.get("draft") or AnswerDraft(text="")
         return conclude(deps, state, draft, None)

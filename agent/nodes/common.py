@@ -66,8 +66,10 @@ def step_limits(deps: NodeDeps, state: AgentState, deadline: float) -> StepLimit
     b: Budgets = state["budgets"]
     remaining = b.max_total_tokens - usage_of(state).total_tokens
     wanted = b.thinking_tokens_per_step + deps.config.max_tokens_per_step
+    # Prompt + max_tokens must fit the model's context or the server rejects the call.
+    room = deps.config.context_length - deps.protocol.context_size(state) - 32
     return StepLimits(
-        max_tokens=max(1, min(wanted, remaining)),
+        max_tokens=max(16, min(wanted, remaining, room)),
         thinking_tokens=b.thinking_tokens_per_step,
         allow_tools=state.get("tool_calls_used", 0) < b.max_tool_calls,
         deadline_at=deadline,

@@ -15,7 +15,7 @@ from agent.protocols.base import stream_chat_turn
 from agent.state import AgentState, ToolResultRecord
 
 
-def make_condense(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_condense(deps: NodeDeps):
     async def condense(state: AgentState, config: RunnableConfig) -> AgentState:
         limits = step_limits(deps, state, deadline_at(config))
         budget = deps.config.observation_token_budget

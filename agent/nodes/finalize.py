@@ -41,7 +41,7 @@ def evidence_answer(state: AgentState, reason: str) -> str:
     return "\n".join(lines)
 
 
-def make_finalize(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_finalize(deps: NodeDeps):
     async def finalize(state: AgentState, config: RunnableConfig) -> AgentState:
         reason = state.get("stop_reason") or "model_gave_up"
         text = ""

@@ -11,7 +11,7 @@ from agent.prompts import fill
 from agent.state import AgentState
 
 
-def make_plan(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_plan(deps: NodeDeps):
     async def plan(state: AgentState, config: RunnableConfig) -> AgentState:
         limits = step_limits(deps, state, deadline_at(config))
         instruction = fill(deps.prompts.slot("plan"), question=state["question"])

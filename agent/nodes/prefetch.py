@@ -11,7 +11,7 @@ from agent.nodes.common import NodeDeps, tool_context
 from agent.state import AgentState, ToolCallRecord
 
 
-def make_prefetch(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_prefetch(deps: NodeDeps):
     async def prefetch(state: AgentState) -> AgentState:
         ctx = tool_context(deps, state)
         if deps.config.multihop_first:

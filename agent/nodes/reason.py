@@ -23,7 +23,7 @@ NUDGE_EMPTY = "You gave neither an action nor an answer. Search for what you nee
 NUDGE_INVALID = "Your last action could not be used ({problem}). Reply with one valid action."
 
 
-def make_reason(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_reason(deps: NodeDeps):
     protocol = deps.protocol
 
     async def reason(state: AgentState, config: RunnableConfig) -> AgentState:
@@ -34,11 +34,13 @@ def make_reason(deps: NodeDeps):  # type: ignore[no-untyped-def]
         step = state.get("step", 0) + 1
         limits = step_limits(deps, state, deadline)
         update: AgentState = {"step": step}
-        room = deps.config.context_length - limits.max_tokens - 32
+        # Leave room for at least a visible step; compact old observations otherwise.
+        room = deps.config.context_length - deps.config.max_tokens_per_step - 32
         if protocol.context_size(state) > room:
             compacted = protocol.compact(state, room)
             if compacted:
                 update.update(compacted)
+                limits = step_limits(deps, {**state, **compacted}, deadline)
         current: AgentState = {**state, **update}
         run_id = state["run_id"]
 
@@ -61,17 +63,20 @@ def make_reason(deps: NodeDeps):  # type: ignore[no-untyped-def]
             seconds=time.monotonic() - started,
             note=turn.note,
         )
-        update.update(usage=usage, steps=[*state.get("steps", []), record])
+        update["usage"] = usage
+        update["steps"] = [*state.get("steps", []), record]
         if turn.actions:
             if not limits.allow_tools:
                 update["stop_reason"] = "max_tool_calls"
                 return update
             update.update(transcript_update)
-            update.update(pending=list(turn.actions), overruns=0)
+            update["pending"] = list(turn.actions)
+            update["overruns"] = 0
             return update
         if turn.answer is not None:
             update.update(transcript_update)
-            update.update(draft=turn.answer, overruns=0)
+            update["draft"] = turn.answer
+            update["overruns"] = 0
             return update
         overruns = state.get("overruns", 0) + 1
         update["overruns"] = overruns

@@ -6,7 +6,7 @@ from agent.nodes.common import NodeDeps
 from agent.state import AgentState, ChatTurn, UsageRecord
 
 
-def make_start(deps: NodeDeps):  # type: ignore[no-untyped-def]
+def make_start(deps: NodeDeps):
     async def start(state: AgentState) -> AgentState:
         question = state["question"]
         update: AgentState = {

@@ -5,6 +5,7 @@ All three drive the same graph, tools and events; `select_protocol` picks one by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ def select_protocol(deps: ProtocolDeps) -> ActionProtocol:
     from agent.protocols.tags import TagsProtocol
     from agent.protocols.tools import ToolsProtocol
 
-    protocols: dict[str, type[ActionProtocol]] = {
+    protocols: dict[str, Callable[[ProtocolDeps], ActionProtocol]] = {
         "tools": ToolsProtocol,
         "json": JsonActionProtocol,
         "tags": TagsProtocol,

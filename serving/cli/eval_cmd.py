@@ -16,6 +16,8 @@ import typer
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
+    from agent.evaluation.report import Report
+    from agent.evaluation.session import EvalPlan
     from serving.profiles import ModelProfile
 
 
@@ -23,15 +25,19 @@ def _agent_config(profile: ModelProfile | None) -> AgentConfig:
     from agent.config import AgentConfig
 
     if profile is None:
-        return AgentConfig()
-    return AgentConfig(
-        protocol=profile.protocol,
-        temperature=profile.temperature,
-        top_p=profile.top_p,
-        max_tokens_per_step=profile.max_tokens_per_step,
-        context_length=profile.max_model_len,
-        thinking_tokens_per_step=profile.thinking_budget or 2048,
-        send_thinking_budget=bool(profile.thinking_budget and profile.supports_thinking_budget),
+        return AgentConfig.model_validate({})
+    return AgentConfig.model_validate(
+        {
+            "protocol": profile.protocol,
+            "temperature": profile.temperature,
+            "top_p": profile.top_p,
+            "max_tokens_per_step": profile.max_tokens_per_step,
+            "context_length": profile.max_model_len,
+            "thinking_tokens_per_step": profile.thinking_budget or 2048,
+            "send_thinking_budget": bool(
+                profile.thinking_budget and profile.supports_thinking_budget
+            ),
+        }
     )
 
 
@@ -126,11 +132,10 @@ def evaluate(
     typer.echo(f"wrote {out}/results.jsonl, report.md, report.json ({report.questions} questions)")
 
 
-async def _run(plan: object, base_url: str | None, model_name: str | None) -> object:
+async def _run(plan: EvalPlan, base_url: str | None, model_name: str | None) -> Report:
     from agent.evaluation.progress import RichProgress
-    from agent.evaluation.session import EvalPlan, run_evaluation
+    from agent.evaluation.session import run_evaluation
 
-    assert isinstance(plan, EvalPlan)
     model = None
     if base_url is not None:
         from agent.llm.client import OpenAIClient

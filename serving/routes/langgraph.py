@@ -183,9 +183,9 @@ def _get_run(svc: Services, thread_id: str, run_id: str) -> RunRecord:
 
 
 async def _frames(
-    svc: Services, run: RunRecord, modes: list[str], last_event_id: str | None, cancel: bool
+    svc: Services, run: RunRecord, modes: list[str], cursor: tuple[int, int], cancel: bool
 ) -> AsyncIterator[bytes]:
-    seq0, k0 = parse_event_id(last_event_id)
+    seq0, k0 = cursor
     ended = False
     try:
         if (seq0, k0) < (0, 0):
@@ -244,7 +244,7 @@ async def stream_run(
     svc = services(request)
     run, modes = _create(svc, body, who, thread_id)
     cancel = body.on_disconnect == "cancel"
-    return sse_response(_frames(svc, run, modes, None, cancel), headers=_run_paths(run))
+    return sse_response(_frames(svc, run, modes, (0, -1), cancel), headers=_run_paths(run))
 
 
 @router.post("/runs/stream")
@@ -253,7 +253,7 @@ async def stream_stateless_run(
 ) -> Response:
     svc = services(request)
     run, modes = _create(svc, body, who, None)
-    stream = _frames(svc, run, modes, None, body.on_disconnect == "cancel")
+    stream = _frames(svc, run, modes, (0, -1), body.on_disconnect == "cancel")
     return sse_response(_finalize(svc, run, body, stream), headers=_run_paths(run))
 
 
@@ -348,6 +348,8 @@ async def join_stream(
 ) -> Response:
     svc = services(request)
     run = _get_run(svc, thread_id, run_id)
-    modes = normalize_modes(stream_mode or run.stream_modes or None)
-    stream = _frames(svc, run, modes, last_event_id, cancel_on_disconnect)
+    asked = [m for m in stream_mode or [] if m]  # the SDK sends `stream_mode=` for None
+    modes = normalize_modes(asked or run.stream_modes or None)
+    cursor = parse_event_id(last_event_id)  # a bad id is a 400 before the stream starts
+    stream = _frames(svc, run, modes, cursor, cancel_on_disconnect)
     return sse_response(stream, headers=_run_paths(run))

@@ -1,0 +1,279 @@
+"""Indexing job and retriever vs bare baselines measured in the same run.
+
+    python benchmarks/indexing.py [--embedder SPEC] [--corpus corpora/demo] [--scale 10]
+
+Prints markdown tables:
+(a) job throughput (whole job: load, chunk, embed, SQLite, FAISS, BM25, publish) vs the
+    bare embedder on the same passages (target >= 0.85);
+(b) query latency p50/p95 of `Retriever.search` (dense, hybrid, bm25) vs bare
+    embed + FAISS search (target dense overhead <= 1.2);
+(c) LangChain's FAISS vector store with the same embedder: build time and query latency;
+(d) peak RSS of indexing a synthetic corpus `--scale` times the corpus vs 1x, each in its own
+    subprocess (ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QUERIES = [
+    "How many parameters does a mixture of experts activate per token?",
+    "What is the Jevons paradox in AI inference?",
+    "Why is CUDA a moat for Nvidia?",
+    "How does retrieval-augmented generation cite sources?",
+    "What did DeepSeek-R1 show about reinforcement learning?",
+    "How does a language model predict the next token?",
+    "What is chain-of-thought prompting?",
+    "混合专家模型的激活参数是多少？",
+    "什么是检索增强生成？",
+    "推理成本下降会增加算力需求吗？",
+]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def corpus_passages(corpus: Path, max_tokens: int, overlap: int) -> list[str]:
+    from retrieval.chunking import chunk_text
+    from retrieval.loaders import load_paths
+    from retrieval.types import Document
+
+    texts = []
+    for item in load_paths([corpus]):
+        if isinstance(item, Document):
+            for span in chunk_text(item.text, max_tokens=max_tokens, overlap_tokens=overlap):
+                texts.append(f"{item.title}\n{item.text[span.start : span.end]}")
+    return texts
+
+
+def bench_throughput(embedder: Any, corpus: Path, work: Path) -> tuple[list[str], Path, float]:
+    from retrieval.job import run_index_job
+    from retrieval.job_types import IndexConfig
+
+    config = IndexConfig()
+    texts = corpus_passages(corpus, config.max_tokens, config.overlap_tokens)
+    embedder.embed_passages(texts[:8])  # warm up both the same way
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), config.batch_size):
+        embedder.embed_passages(texts[i : i + config.batch_size])
+    bare = time.perf_counter() - t0
+    index = work / "index"
+    report = run_index_job([corpus], index, config, embedder=embedder)
+    assert report.passages_embedded == len(texts), (report.passages_embedded, len(texts))
+    job_rate = report.passages_embedded / report.seconds
+    bare_rate = len(texts) / bare
+    print("### (a) indexing throughput, same passages, same embedder\n")
+    print("| path | passages | seconds | passages/s | ratio vs bare |")
+    print("|---|---:|---:|---:|---:|")
+    print(
+        f"| bare `embed_passages` (batch 64) | {len(texts)} | {bare:.1f} | {bare_rate:.1f} | 1.00 |"
+    )
+    print(
+        f"| `thinkrag index` job (load+chunk+embed+store+faiss+bm25+publish) | {len(texts)} | "
+        f"{report.seconds:.1f} | {job_rate:.1f} | {job_rate / bare_rate:.2f} |\n"
+    )
+    return texts, index, report.seconds
+
+
+def bench_latency(embedder: Any, index: Path, repeats: int) -> dict[str, float]:
+    from retrieval.index import open_index
+    from retrieval.retriever import FaissRetriever
+
+    reader = open_index(index, embedder=embedder)
+    retrievers = {
+        m: FaissRetriever(reader, mode=m, embedder=embedder) for m in ("dense", "hybrid", "bm25")
+    }
+
+    def bare(query: str) -> None:
+        vec = np.asarray(embedder.embed_queries([query]), dtype=np.float32)
+        vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+        reader.faiss.search(vec, 5)
+
+    rows: dict[str, list[float]] = {"bare embed + faiss search": []}
+    for name in retrievers:
+        rows[f"Retriever.search ({name})"] = []
+    for _ in range(2):  # warm-up
+        for q in QUERIES:
+            bare(q)
+            for r in retrievers.values():
+                r.search(q, k=5)
+    for q in QUERIES:
+        rows["bare embed + faiss search"] += timed(functools.partial(bare, q), repeats)
+        for name, r in retrievers.items():
+            rows[f"Retriever.search ({name})"] += timed(
+                functools.partial(r.search, q, k=5), repeats
+            )
+    base = statistics.median(rows["bare embed + faiss search"])
+    print(f"### (b) query latency, k=5, {len(QUERIES)} queries x {repeats}\n")
+    print("| path | p50 ms | p95 ms | p50 ratio vs bare |")
+    print("|---|---:|---:|---:|")
+    for name, values in rows.items():
+        p50 = percentile(values, 50)
+        print(f"| {name} | {p50:.2f} | {percentile(values, 95):.2f} | {p50 / base:.2f} |")
+    print()
+    return {name: percentile(v, 50) for name, v in rows.items()}
+
+
+def bench_langchain(
+    embedder: Any, texts: list[str], job_seconds: float, ours_p50: float, repeats: int
+) -> None:
+    try:
+        from langchain_community.vectorstores import FAISS
+        from langchain_core.embeddings import Embeddings
+    except ImportError:
+        print("### (c) LangChain FAISS: skipped (langchain-community not installed)\n")
+        return
+
+    class Adapter(Embeddings):
+        def embed_documents(self, docs: list[str]) -> list[list[float]]:
+            out: list[list[float]] = []
+            for i in range(0, len(docs), 64):
+                out.extend(np.asarray(embedder.embed_passages(docs[i : i + 64])).tolist())
+            return out
+
+        def embed_query(self, text: str) -> list[float]:
+            return np.asarray(embedder.embed_queries([text]))[0].tolist()
+
+    t0 = time.perf_counter()
+    store = FAISS.from_texts(texts, Adapter())
+    build = time.perf_counter() - t0
+    for q in QUERIES:
+        store.similarity_search(q, k=5)
+    lat = [
+        ms
+        for q in QUERIES
+        for ms in timed(functools.partial(store.similarity_search, q, k=5), repeats)
+    ]
+    lc_p50 = percentile(lat, 50)
+    print("### (c) vs LangChain FAISS vector store (same embedder, same passages)\n")
+    print("| system | build s | query p50 ms | build ratio (ours/LC) | query ratio (ours/LC) |")
+    print("|---|---:|---:|---:|---:|")
+    print(
+        "| langchain_community FAISS.from_texts + similarity_search | "
+        f"{build:.1f} | {lc_p50:.2f} | 1.00 | 1.00 |"
+    )
+    print(
+        f"| thinkrag job + Retriever.search (dense) | {job_seconds:.1f} | {ours_p50:.2f} | "
+        f"{job_seconds / build:.2f} | {ours_p50 / lc_p50:.2f} |\n"
+    )
+
+
+def make_scaled_corpus(corpus: Path, out: Path, scale: int) -> Path:
+    """`scale` copies of every file, each copy's text made distinct so none dedupes."""
+    for copy in range(scale):
+        for path in corpus.rglob("*"):
+            if not path.is_file():
+                continue
+            target = out / f"copy{copy}" / path.relative_to(corpus)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix in (".txt", ".md") and copy:
+                target.write_text(
+                    path.read_text(encoding="utf-8") + f"\n\nCopy {copy}.\n", encoding="utf-8"
+                )
+            else:
+                shutil.copy(path, target)
+    return out
+
+
+def rss_child(corpus: str, index: str, embedder_spec: str) -> None:
+    from retrieval.embedders import load_embedder
+    from retrieval.job import run_index_job
+    from retrieval.job_types import IndexConfig
+
+    embedder = load_embedder(embedder_spec)
+    embedder.embed_passages(["warm up"])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = run_index_job(
+        [corpus], index, IndexConfig(embedder_spec=embedder_spec), embedder=embedder
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{report.passages} {before} {peak}")
+
+
+def bench_rss(corpus: Path, work: Path, scale: int, embedder_spec: str) -> None:
+    rows = []
+    for factor in (1, scale):
+        src = corpus if factor == 1 else make_scaled_corpus(corpus, work / f"x{factor}", factor)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--rss-child",
+                str(src),
+                str(work / f"rss{factor}"),
+                "--embedder",
+                embedder_spec,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        passages, before, peak = (int(x) for x in out.stdout.split()[-3:])
+        rows.append((factor, passages, before // 1024, peak // 1024))
+    print(f"### (d) peak RSS while indexing (subprocess each, embedder {embedder_spec})\n")
+    print(
+        "| corpus | passages | RSS after model load MiB | peak RSS MiB | job growth MiB "
+        "| peak ratio vs 1x |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for factor, passages, before, peak in rows:
+        print(
+            f"| {factor}x demo | {passages} | {before:.0f} | {peak:.0f} | {peak - before:.0f} | "
+            f"{peak / rows[0][3]:.2f} |"
+        )
+    print()
+
+
+def main() -> None:
+    from retrieval.embedders import DEFAULT_EMBEDDER, load_embedder
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    parser.add_argument(
+        "--corpus", default=str(Path(__file__).resolve().parents[1] / "corpora" / "demo")
+    )
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rss-child", nargs=2, metavar=("CORPUS", "INDEX"))
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.rss_child:
+        rss_child(args.rss_child[0], args.rss_child[1], args.embedder)
+        return
+    corpus = Path(args.corpus)
+    embedder = load_embedder(args.embedder)
+    print(f"embedder `{args.embedder}` ({embedder.id}, dim {embedder.dim}); corpus {corpus.name}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        texts, index, job_seconds = bench_throughput(embedder, corpus, work)
+        p50 = bench_latency(embedder, index, args.repeats)
+        bench_langchain(embedder, texts, job_seconds, p50["Retriever.search (dense)"], args.repeats)
+        bench_rss(corpus, work, args.scale, args.embedder)
+
+
+if __name__ == "__main__":
+    main()

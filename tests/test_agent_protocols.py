@@ -1,0 +1,150 @@
+"""The json and tags action protocols, and prompt-prefix stability across steps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from agent.config import AgentConfig
+from agent.events import ToolResultEvent
+from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
+from agent.protocols.tags import BEGIN_RESULT, END_QUERY, END_RESULT
+from tests.agent_support import call, collect, finished, make_agent
+
+Factory = Callable[..., ScriptedModelServer]
+QUESTION = "Which river flows through the capital of Freedonia?"
+
+
+def action(**fields: object) -> str:
+    return json.dumps(fields)
+
+
+async def test_json_protocol_runs_the_same_loop(scripted_model: Factory) -> None:
+    server = scripted_model(
+        [
+            ScriptedTurn(
+                reasoning="Capital first.",
+                content=action(action="search", query="capital of Freedonia"),
+            ),
+            ScriptedTurn(content="this is not json"),
+            ScriptedTurn(content=action(action="search", query="Sylvania City river")),
+            ScriptedTurn(
+                content=action(action="answer", answer="The river Brill.", citations=[4, 42])
+            ),
+        ]
+    )
+    agent = make_agent(server.base_url, AgentConfig(protocol="json", top_k=2))
+    events = await collect(agent.run(QUESTION, thread_id="t", run_id="r"))
+    await agent.aclose()
+    done = finished(events)
+    assert done.answer == "The river Brill."
+    assert [s.number for s in done.sources] == [4] and done.removed_citations == [42]
+    assert done.tool_calls == 2 and done.steps == 4
+    assert len([e for e in events if isinstance(e, ToolResultEvent)]) == 2
+    first = server.requests[0].body
+    schema = first["response_format"]["json_schema"]["schema"]
+    names = [b["properties"]["action"]["enum"][0] for b in schema["anyOf"]]
+    assert names == ["search", "open", "calculator", "answer"]
+    search = schema["anyOf"][0]
+    assert search["properties"]["query"]["maxLength"] == 300
+    assert search["additionalProperties"] is False
+    assert "tools" not in first or not first["tools"]
+    # The malformed turn was reported back and the model recovered.
+    third = server.requests[2].body["messages"]
+    assert "could not be used" in third[-1]["content"]
+    assert third[-2]["content"].startswith("Result of search:\n[1] Freedonia")
+
+
+async def test_tags_protocol_grows_one_prompt(scripted_model: Factory) -> None:
+    server = scripted_model(
+        [
+            ScriptedTurn(
+                text="<think>I need the capital.<|begin_search_query|>capital of Freedonia"
+                "<|end_search_query|>never seen"
+            ),
+            ScriptedTurn(
+                text="Sylvania City. Its river?<|begin_search_query|>Sylvania City river"
+                "<|end_search_query|>"
+            ),
+            ScriptedTurn(text="So the answer is the Brill.</think>The river Brill [4]."),
+        ]
+    )
+    agent = make_agent(server.base_url, AgentConfig(protocol="tags", top_k=2))
+    events = await collect(agent.run(QUESTION, thread_id="t", run_id="r"))
+    await agent.aclose()
+    done = finished(events)
+    assert done.answer == "The river Brill [4]." and [s.number for s in done.sources] == [4]
+    assert done.tool_calls == 2
+    bodies = [r.body for r in server.requests]
+    assert all(r.endpoint == "/v1/completions" for r in server.requests)
+    assert all(b["stop"] == [END_QUERY] and b["include_stop_str_in_output"] for b in bodies)
+    p1, p2, p3 = (b["prompt"] for b in bodies)
+    assert QUESTION in p1 and p1.endswith("<|im_start|>assistant\n")
+    # Each prompt is the previous prompt + the model's text (cut at the stop) + results.
+    assert p2.startswith(p1 + "<think>I need the capital.<|begin_search_query|>")
+    assert "never seen" not in p2
+    assert p2.endswith(f"{END_RESULT}\n\n") and f"{BEGIN_RESULT}\n[1] Freedonia" in p2
+    assert p3.startswith(p2 + "Sylvania City. Its river?")
+    assert "[4] Sylvania City" in p3
+    reasoning = "".join(e.text for e in events if e.type == "reasoning_delta")
+    assert "I need the capital." in reasoning and "So the answer is the Brill." in reasoning
+
+
+def _assert_prefix_stable(bodies: list[dict]) -> None:
+    for before, after in zip(bodies, bodies[1:], strict=False):
+        old, new = before["messages"], after["messages"]
+        assert len(new) > len(old)
+        assert new[: len(old)] == old  # byte-for-byte same messages, only appended to
+        assert json.dumps(new[: len(old)]) == json.dumps(old)
+
+
+async def test_prompt_prefix_is_stable_across_steps(scripted_model: Factory) -> None:
+    script = [
+        ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),)),
+        ScriptedTurn(tool_calls=(call("open", number=1, scope="document"),)),
+        ScriptedTurn(content="maybe"),  # answer -> new question below extends the same thread
+        ScriptedTurn(tool_calls=(call("search", query="Sylvania City river"),)),
+        ScriptedTurn(content="The Brill [4]."),
+    ]
+    server = scripted_model(script)
+    agent = make_agent(server.base_url)
+    finished(await collect(agent.run("Capital of Freedonia?", thread_id="t", run_id="r1")))
+    finished(await collect(agent.run("And its river?", thread_id="t", run_id="r2")))
+    await agent.aclose()
+    bodies = [r.body for r in server.requests]
+    _assert_prefix_stable(bodies)
+    assert [b["tools"] for b in bodies[1:]] == [bodies[0]["tools"]] * 4
+
+
+async def test_json_protocol_prefix_is_stable(scripted_model: Factory) -> None:
+    server = scripted_model(
+        [
+            ScriptedTurn(content=action(action="search", query="capital of Freedonia")),
+            ScriptedTurn(content=action(action="calculator", expression="1 +")),
+            ScriptedTurn(content=action(action="answer", answer="Sylvania City [1].")),
+        ]
+    )
+    agent = make_agent(server.base_url, AgentConfig(protocol="json"))
+    finished(await collect(agent.run("Capital?", thread_id="t", run_id="r")))
+    await agent.aclose()
+    _assert_prefix_stable([r.body for r in server.requests])
+
+
+async def test_long_runs_compact_old_observations(scripted_model: Factory) -> None:
+    queries = ["capital of Freedonia", "Sylvania City river", "marmots", "cheese wool"]
+    script = [ScriptedTurn(tool_calls=(call("search", query=q),)) for q in queries]
+    script.append(ScriptedTurn(content="Brill [4]."))
+    server = scripted_model(script)
+    config = AgentConfig(top_k=2, context_length=330, max_tokens_per_step=32)
+    agent = make_agent(server.base_url, config)
+    done = finished(await collect(agent.run("q", thread_id="t", run_id="r")))
+    await agent.aclose()
+    assert done.finalized_reason is None and done.tool_calls == 4
+    last = server.requests[-1].body["messages"]
+    tool_contents = [m["content"] for m in last if m["role"] == "tool"]
+    assert tool_contents[0].startswith("[older observation compacted")
+    assert "1, 2" in tool_contents[0]
+    assert tool_contents[-1].startswith("[") and "compacted" not in tool_contents[-1]
+    # Every request stayed within the context window (prompt + max_tokens).
+    for r in server.requests:
+        assert r.body["max_tokens"] >= 16
