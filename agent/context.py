@@ -59,16 +59,17 @@ def compact_transcript(
 ) -> tuple[list[ChatTurn], bool]:
     """Replace the oldest observations by stubs until the transcript fits `limit` tokens.
 
-    The newest `keep_recent` observations stay intact. Returns the new list and whether
-    anything changed.
+    The newest `keep_recent` observations are kept while that is enough; if not, they
+    are compacted too (newest last). Returns the new list and whether anything changed.
     """
-    if transcript_tokens(turns) <= limit:
-        return turns, False
-    observation_idx = [i for i, t in enumerate(turns) if t.kind == "observation"]
-    candidates = observation_idx[: max(0, len(observation_idx) - keep_recent)]
     out = list(turns)
     changed = False
-    for i in candidates:
+    if transcript_tokens(out) <= limit:
+        return out, False
+    observation_idx = [i for i, t in enumerate(turns) if t.kind == "observation"]
+    older = observation_idx[: max(0, len(observation_idx) - keep_recent)]
+    recent = observation_idx[len(older) :]
+    for i in [*older, *recent]:
         turn = out[i]
         numbers = ", ".join(_NUMBER_RE.findall(turn.content)) or "none"
         stub = _COMPACTED.format(numbers=numbers)

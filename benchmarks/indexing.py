@@ -204,7 +204,13 @@ def rss_child(corpus: str, index: str, embedder_spec: str) -> None:
     from retrieval.job import run_index_job
     from retrieval.job_types import IndexConfig
 
-    embedder = load_embedder(embedder_spec)
+    if embedder_spec == "hash":  # model-free: isolates the job's own memory from the model's
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.fixtures.indexes import HashEmbedder
+
+        embedder: Any = HashEmbedder(dim=384)
+    else:
+        embedder = load_embedder(embedder_spec)
     embedder.embed_passages(["warm up"])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = run_index_job(
@@ -258,6 +264,12 @@ def main() -> None:
     )
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--rss-embedder",
+        default=None,
+        help="embedder for (d); default --embedder; 'hash' = the tests' model-free HashEmbedder",
+    )
+    parser.add_argument("--only-rss", action="store_true", help="run (d) alone")
     parser.add_argument("--rss-child", nargs=2, metavar=("CORPUS", "INDEX"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -265,6 +277,11 @@ def main() -> None:
         rss_child(args.rss_child[0], args.rss_child[1], args.embedder)
         return
     corpus = Path(args.corpus)
+    rss_embedder = args.rss_embedder or args.embedder
+    if args.only_rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_rss(corpus, Path(tmp), args.scale, rss_embedder)
+        return
     embedder = load_embedder(args.embedder)
     print(f"embedder `{args.embedder}` ({embedder.id}, dim {embedder.dim}); corpus {corpus.name}\n")
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,7 +289,7 @@ def main() -> None:
         texts, index, job_seconds = bench_throughput(embedder, corpus, work)
         p50 = bench_latency(embedder, index, args.repeats)
         bench_langchain(embedder, texts, job_seconds, p50["Retriever.search (dense)"], args.repeats)
-        bench_rss(corpus, work, args.scale, args.embedder)
+        bench_rss(corpus, work, args.scale, rss_embedder)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,9 @@ async def one_run(client: httpx.AsyncClient, url: str) -> tuple[float, float, in
 
 
 async def hold(url: str, n: int) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    # No keep-alive: reusing a connection the server is just closing as idle is a client
+    # race (uvicorn closes idle ones after 5 s) that would show up as a spurious error.
+    limits = httpx.Limits(max_connections=2 * n + 10, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         t0 = time.perf_counter()
         results = await asyncio.gather(*(one_run(client, url) for _ in range(n)))
@@ -92,35 +94,91 @@ async def hold(url: str, n: int) -> dict[str, float]:
     }  # fmt: skip
 
 
-async def search_latency(url: str, queries: list[str]) -> float:
+async def in_process(base_url: str, corpus: list[Passage], n: int) -> dict[str, float]:
+    """Baseline: the same runs driven straight through `ResearchAgent` (no HTTP, no store)."""
+    from agent.config import AgentConfig
+    from agent.llm.client import OpenAIClient
+    from agent.runner import ResearchAgent
+
+    agent = ResearchAgent(
+        OpenAIClient(base_url, "scripted"), InMemoryRetriever(corpus), AgentConfig(top_k=2)
+    )
+
+    async def one(i: int) -> tuple[float, float, int]:
+        t0 = time.perf_counter()
+        first, count = 0.0, 0
+        async for _ in agent.run("capital of Freedonia?", thread_id=f"t{n}-{i}", run_id=f"r{i}"):
+            first = first or time.perf_counter() - t0
+            count += 1
+        return first, time.perf_counter() - t0, count
+
+    try:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one(i) for i in range(n)))
+        wall = time.perf_counter() - t0
+    finally:
+        await agent.aclose()
+    firsts, totals, counts = zip(*results, strict=True)
+    return {
+        "ttfe_p50": pct(list(firsts), 0.5), "ttfe_p99": pct(list(firsts), 0.99),
+        "done_p50": pct(list(totals), 0.5), "done_p99": pct(list(totals), 0.99),
+        "events_s": sum(counts) / wall, "wall": wall,
+    }  # fmt: skip
+
+
+async def search_latency(
+    url: str, retriever: InMemoryRetriever, queries: list[str]
+) -> tuple[float, float]:
+    """Median latency over HTTP and in-process, interleaved so both see the same load."""
+    remote, local = [], []
     async with httpx.AsyncClient(timeout=30) as client:
-        times = []
         for q in queries:
             t0 = time.perf_counter()
             r = await client.post(url + "/v1/search", json={"query": q, "k": 5})
             r.raise_for_status()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            remote.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            retriever.search(q, 5)
+            local.append(time.perf_counter() - t0)
+    return statistics.median(remote), statistics.median(local)
+
+
+def serve_model(latency: float) -> None:
+    """Child-process mode: run the scripted model server and print its URL."""
+    with ScriptedModelServer(turn, latency=latency, chunk_chars=16) as model:
+        print(model.base_url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+def start_model(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-model", "--latency", str(latency)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", default="50,200", help="concurrency levels, comma-separated")
     parser.add_argument("--latency", type=float, default=0.01, help="seconds per model chunk")
+    parser.add_argument("--serve-model", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_model:
+        serve_model(args.latency)
+        return
     levels = [int(x) for x in args.runs.split(",")]
     corpus = passages()
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        ScriptedModelServer(turn, latency=args.latency, chunk_chars=16) as model,
-    ):
+    model_proc, model_url = start_model(args.latency)
+    with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         with (tmpdir / "p.jsonl").open("w") as fh:
             for p in corpus:
                 fh.write(json.dumps(dataclasses.asdict(p)) + "\n")
         top = max(levels)
         config = {
-            "memory_passages": str(tmpdir / "p.jsonl"), "model_url": model.base_url,
+            "memory_passages": str(tmpdir / "p.jsonl"), "model_url": model_url,
             "model_name": "scripted", "db_path": str(tmpdir / "s.db"), "top_k": 2,
             "max_active_runs": top, "max_queued_runs": top, "max_runs_per_key": top,
             "requests_per_minute": 1_000_000,
@@ -131,8 +189,9 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--config", str(tmpdir / "c.toml"), "--port", str(port)],
-            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "serving", "--config", str(tmpdir / "c.toml"),
+             "--port", str(port)],
+            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),
         )  # fmt: skip
         try:
             for _ in range(300):
@@ -145,38 +204,56 @@ def main() -> None:
             rows = []
             idle_rss = server.memory_info().rss / 2**20
             for n in levels:
+                base = asyncio.run(in_process(model_url, corpus, n))
+                cpu0 = sum(server.cpu_times()[:2])
                 stats = asyncio.run(hold(url, n))
+                cpu = sum(server.cpu_times()[:2]) - cpu0
                 rss = server.memory_info().rss / 2**20
-                rows.append((n, stats, rss))
+                rows.append((n, base, stats, rss, cpu))
             queries = [f"capital of region {i}" for i in range(200)]
-            remote = asyncio.run(search_latency(url, queries))
-            retriever = InMemoryRetriever(corpus)
-            local = []
-            for q in queries:
-                t0 = time.perf_counter()
-                retriever.search(q, 5)
-                local.append(time.perf_counter() - t0)
-            local_p50 = statistics.median(local)
+            remote, local = asyncio.run(search_latency(url, InMemoryRetriever(corpus), queries))
         finally:
             proc.terminate()
             proc.wait(10)
-    print(f"Scripted model: {args.latency * 1000:.0f} ms per 16-char chunk; 2 model calls per run;")
-    print(f"server idle RSS {idle_rss:.0f} MiB. Zero lost or duplicated events in every run.\n")
-    print(
-        "| concurrent runs | first event p50 / p99 (s) | completion p50 / p99 (s) | events/s | server RSS (MiB) |"
-    )
-    print("|---:|---:|---:|---:|---:|")
-    for n, s, rss in rows:
-        print(f"| {n} | {s['ttfe_p50']:.3f} / {s['ttfe_p99']:.3f} | {s['done_p50']:.2f} / "
-              f"{s['done_p99']:.2f} | {s['events_s']:.0f} | {rss:.0f} |")  # fmt: skip
-    print("\n| search path | p50 latency (ms) | ratio |")
+            if model_proc.stdin is not None:
+                model_proc.stdin.close()
+            model_proc.wait(10)
+    report(args.latency, idle_rss, rows, remote, local, len(corpus))
+
+
+def report(
+    latency: float,
+    idle_rss: float,
+    rows: list[tuple[int, dict[str, float], dict[str, float], float, float]],
+    remote: float,
+    local: float,
+    corpus_size: int,
+) -> None:
+    print(f"Scripted model: {latency * 1000:.0f} ms per 16-char chunk, 2 model calls per run; ")
+    print(f"server idle RSS {idle_rss:.0f} MiB. Every run's events checked: none lost or repeated.")
+    print()
+    print("| runs | path | first event p50 / p99 (s) | done p50 / p99 (s) | events/s "
+          "| server RSS MiB | server CPU s | done p50 ratio |")  # fmt: skip
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for n, base, svc, rss, cpu in rows:
+        for name, s, extra in (
+            ("in-process agent", base, "| - | - | 1.0x |"),
+            (
+                "HTTP service",
+                svc,
+                f"| {rss:.0f} | {cpu:.1f} | {svc['done_p50'] / base['done_p50']:.2f}x |",
+            ),
+        ):
+            print(
+                f"| {n} | {name} | {s['ttfe_p50']:.3f} / {s['ttfe_p99']:.3f} "
+                f"| {s['done_p50']:.2f} / {s['done_p99']:.2f} | {s['events_s']:.0f} {extra}"
+            )
+    print()
+    print("| search path | p50 latency (ms) | ratio |")
     print("|---|---:|---:|")
-    print(
-        f"| in-process `InMemoryRetriever.search` ({len(corpus)} passages) | {local_p50 * 1000:.2f} | 1.0x |"
-    )
-    print(
-        f"| `POST /v1/search` over loopback HTTP | {remote * 1000:.2f} | {remote / local_p50:.1f}x |"
-    )
+    label = f"in-process `InMemoryRetriever.search` ({corpus_size} passages)"
+    print(f"| {label} | {local * 1000:.2f} | 1.0x |")
+    print(f"| `POST /v1/search` over loopback HTTP | {remote * 1000:.2f} | {remote / local:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -144,14 +144,13 @@ def _merge_clauses(units: list[tuple[Span, int]], max_tokens: int) -> list[tuple
 
 def chunk_text(text: str, *, max_tokens: int = 180, overlap_tokens: int = 30) -> list[Span]:
     """Pack sentences into passages of at most `max_tokens` tokens, sharing up to
-    `overlap_tokens` tokens of whole trailing sentences with the previous passage."""
+    `overlap_tokens` (at most half the budget) tokens of whole trailing sentences with the
+    previous passage."""
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    if not 0 <= overlap_tokens < max_tokens:
-        raise ValueError(
-            f"overlap_tokens must be in [0, max_tokens), got {overlap_tokens} with "
-            f"max_tokens={max_tokens}"
-        )
+    if overlap_tokens < 0:
+        raise ValueError(f"overlap_tokens must be 0 or more, got {overlap_tokens}")
+    overlap_tokens = min(overlap_tokens, max_tokens // 2)  # small budgets keep making progress
     units = _units(text, max_tokens)
     passages: list[Span] = []
     i = 0

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from retrieval.index import IndexReader, open_index
+from retrieval.index_dir import read_current
 from retrieval.types import Embedder, Hit, Passage, SearchFilters
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -80,6 +81,12 @@ class FaissRetriever:
     @property
     def size(self) -> int:
         return self.reader.manifest.passages
+
+    def is_stale(self) -> bool:
+        """True once a newer generation is published: reopen with `load_retriever` to see
+        it (this one stays consistent until the generation after next purges its rows)."""
+        current = read_current(self.reader.index_dir)
+        return current is None or current[0] != self.reader.generation
 
     # -- search -------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, filters: SearchFilters | None = None) -> list[Hit]:

@@ -21,6 +21,7 @@ from serving.components import Components, build_components
 from serving.errors import install_error_handlers
 from serving.limits import BodySizeLimit, RateLimiter
 from serving.metrics import ServiceMetrics
+from serving.research import warm_up
 from serving.runs import RunLimits, RunManager
 from serving.settings import Settings
 from serving.store import Store
@@ -58,6 +59,7 @@ def create_app(
             max_per_key=settings.max_runs_per_key,
             keepalive_seconds=settings.sse_keepalive_seconds,
         )
+        await warm_up(parts.engine)
         runs = RunManager(store, parts.engine, metrics, limits)
         recovered = await runs.recover(settings.recover)
         if recovered:

@@ -9,7 +9,7 @@ row per feature with a status and, when something is off, the flag that fixes it
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -235,6 +235,20 @@ async def _check_reasoning(
     report.rows.append(row)
 
 
+async def _probe_chat(client: OpenAIClient, request: ChatRequest) -> tuple[ChatResult, str]:
+    """Chat; when reasoning eats all of max_tokens, ask again with thinking off (Qwen3-style
+    `enable_thinking`), and say so in the detail."""
+    result = await client.chat(request)
+    if result.finish_reason != "length" or result.content.strip() or result.tool_calls:
+        return result, ""
+    retry = replace(request, chat_template_kwargs={"enable_thinking": False})
+    note = (
+        f" (reasoning used all {request.max_tokens} tokens; this answer is with "
+        "enable_thinking=false)"
+    )
+    return await client.chat(retry), note
+
+
 async def _check_tools(client: OpenAIClient, report: CheckReport) -> None:
     request = ChatRequest(
         messages=[Message("user", "Find documents about the Eiffel Tower.")],
@@ -244,7 +258,7 @@ async def _check_tools(client: OpenAIClient, report: CheckReport) -> None:
         tool_choice="required",
     )
     try:
-        result = await client.chat(request)
+        result, note = await _probe_chat(client, request)
     except ModelRequestError as exc:
         report.rows.append(
             CheckRow(
@@ -265,7 +279,8 @@ async def _check_tools(client: OpenAIClient, report: CheckReport) -> None:
             CheckRow(
                 "tool calls",
                 "fail",
-                "tool_choice='required' returned no tool call",
+                f"tool_choice='required' returned no tool call "
+                f"(finish_reason={result.finish_reason}){note}",
                 "check --tool-call-parser matches the model family",
             )
         )
@@ -295,7 +310,9 @@ async def _check_tools(client: OpenAIClient, report: CheckReport) -> None:
             )
         )
         return
-    report.rows.append(CheckRow("tool calls", "ok", f"search({call.arguments}) matches the schema"))
+    report.rows.append(
+        CheckRow("tool calls", "ok", f"search({call.arguments}) matches the schema{note}")
+    )
 
 
 async def _check_structured(client: OpenAIClient, report: CheckReport) -> None:
@@ -311,16 +328,22 @@ async def _check_structured(client: OpenAIClient, report: CheckReport) -> None:
     )
     fix = 'start vLLM with --structured-outputs-config \'{"backend": "xgrammar"}\''
     try:
-        result: ChatResult = await client.chat(request)
+        result, note = await _probe_chat(client, request)
+    except ModelRequestError as exc:
+        report.rows.append(CheckRow("structured output", "fail", f"refused: {exc.body}", fix))
+        return
     except ModelError as exc:
-        report.rows.append(CheckRow("structured output", "fail", f"request failed: {exc}", fix))
+        report.rows.append(CheckRow("structured output", "fail", f"request failed: {exc}"))
         return
     try:
         value = json.loads(result.content)
     except json.JSONDecodeError:
         report.rows.append(
             CheckRow(
-                "structured output", "fail", f"content is not JSON: {result.content[:80]!r}", fix
+                "structured output",
+                "fail",
+                f"content is not JSON: {result.content[:80]!r}{note}",
+                fix,
             )
         )
         return
@@ -328,7 +351,9 @@ async def _check_structured(client: OpenAIClient, report: CheckReport) -> None:
     if errors:
         report.rows.append(CheckRow("structured output", "fail", "; ".join(errors), fix))
         return
-    report.rows.append(CheckRow("structured output", "ok", f"valid JSON: {result.content}"))
+    report.rows.append(
+        CheckRow("structured output", "ok", f"valid JSON: {result.content[:120]}{note}")
+    )
 
 
 async def _check_streaming(client: OpenAIClient, report: CheckReport) -> None:

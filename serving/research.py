@@ -23,6 +23,18 @@ class ResearchEngine(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def warm_up(engine: ResearchEngine) -> None:
+    """Open the agent's checkpoint store once, before runs start concurrently.
+
+    `ResearchAgent` opens its checkpointer lazily on first use; hundreds of runs
+    recovered or submitted at once would each open their own SQLite connection and
+    then fail with "database is locked". Asking for any thread's history opens it once.
+    """
+    history = getattr(engine, "thread_history", None)
+    if history is not None:
+        await history("__warm_up__")
+
+
 def compose_question(turns: Sequence[tuple[str, str]]) -> str:
     """Fold a chat transcript into one question for a fresh run.
 

@@ -50,11 +50,13 @@ MODEL_CONFIG = {
 }
 # Target per-step probabilities for the biased tokens (the rest share what is left).
 THINK_END_PROB = 0.03  # random reasoning ends after ~30 tokens
-# EOS stays banned: an EOS inside the reasoning ends the turn before any tool call or JSON
-# (vLLM then reports finish_reason=tool_calls with no calls). A grammar that is complete
-# still ends the output, since EOS is then the only token it allows; free text runs to
-# max_tokens or a stop string.
+# EOS is (almost) banned: an EOS inside the reasoning ends the turn before any tool call or
+# JSON (vLLM then reports finish_reason=tool_calls with no calls). Where a grammar is
+# complete EOS still wins, being the only token allowed or, after a tool call, far likelier
+# than the banned `<tool_call>` that would open another call. Free text runs to max_tokens.
 EOS_PROB = 0.0
+GRAMMAR_END_BIAS = -20.0
+WHITESPACE_BIAS = -6.0  # grammars allow whitespace runs the model would otherwise pad with
 QUOTE_PROB = 0.08  # all tokens holding '"' together: JSON strings close after ~12 tokens
 BANNED_BIAS = -30.0
 # Spread of the context-dependent (random) part of the logits. Wide enough that greedy
@@ -132,23 +134,26 @@ def _train_tokenizer():  # type: ignore[no-untyped-def]
     )
 
 
-def _token_groups(tokenizer) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
-    """(ordinary, quoted): printable ASCII tokens without / with a '"' in them.
+def _token_groups(tokenizer) -> tuple[list[int], list[int], list[int]]:  # type: ignore[no-untyped-def]
+    """(ordinary, quoted, spaces): printable ASCII tokens without / with a '"', whitespace.
 
     Everything else (specials, added tokens, control characters, partial UTF-8,
     non-ASCII, padding rows) stays banned.
     """
     vocab = tokenizer.get_vocab()
     excluded = {vocab[t] for t in (*SPECIAL_TOKENS, *ADDED_TOKENS)}
-    ordinary, quoted = [], []
+    ordinary, quoted, spaces = [], [], []
     for token_id in range(len(tokenizer)):
         if token_id in excluded:
             continue
         text = tokenizer.decode([token_id])
         if not text or any(ord(c) < 32 or ord(c) > 126 for c in text):
             continue
+        if text.isspace():
+            spaces.append(token_id)
+            continue
         (quoted if '"' in text else ordinary).append(token_id)
-    return ordinary, quoted
+    return ordinary, quoted, spaces
 
 
 def _build_model(tokenizer):  # type: ignore[no-untyped-def]
@@ -198,7 +203,7 @@ def _calibrate_head(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
 
     import torch
 
-    ordinary, quoted = _token_groups(tokenizer)
+    ordinary, quoted, spaces = _token_groups(tokenizer)
     vocab = tokenizer.get_vocab()
     think_end, eos = vocab["</think>"], vocab[EOS_TOKEN]
     captured: list[torch.Tensor] = []
@@ -224,7 +229,7 @@ def _calibrate_head(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
     biases = torch.full((head.shape[0],), BANNED_BIAS)
     biases[ordinary] = 0.0
     biases[think_end] = math.log(THINK_END_PROB * mass / free)
-    if EOS_PROB > 0:
-        biases[eos] = math.log(EOS_PROB * mass / free)
+    biases[eos] = math.log(EOS_PROB * mass / free) if EOS_PROB > 0 else GRAMMAR_END_BIAS
+    biases[spaces] = WHITESPACE_BIAS
     biases[quoted] = math.log(QUOTE_PROB * mass / free / len(quoted))
     head[:, 0] = biases / float(hidden[:, 0].mean())

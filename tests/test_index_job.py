@@ -153,6 +153,7 @@ def test_readers_see_whole_generations_during_a_job(tmp_path: Path) -> None:
     assert all(docs == (old if gen == 1 else new) for gen, docs in seen), seen
     assert seen[0][0] == 1 and seen[-1][0] == 2
     assert {p.doc_id for p in early.document_passages("a3")} == {"a3"}
+    assert early.is_stale() and not load_retriever(index, mode="bm25").is_stale()
 
 
 def test_changed_settings_are_refused_until_rebuild(tmp_path: Path) -> None:
@@ -172,20 +173,22 @@ def test_changed_settings_are_refused_until_rebuild(tmp_path: Path) -> None:
     assert reader.manifest.dim == 32 and reader.manifest.chunking.max_tokens == 20
 
 
-def test_explicit_index_spec_and_vectors_are_normalised(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spec", ["HNSW16", "IVF4,Flat"])
+def test_explicit_index_spec_and_vectors_are_normalised(tmp_path: Path, spec: str) -> None:
     index = tmp_path / "index"
     docs = [
-        make_document(f"d{i}", f"D{i}", f"{i}.txt", f"token{i} words here. " * 20) for i in range(5)
+        make_document(f"d{i}", f"D{i}", f"{i}.txt", f"token{i} words here. " * 20)
+        for i in range(60)
     ]
-    report = index_documents(
-        docs, index, IndexConfig(index_spec="HNSW16", batch_size=8), embedder=HashEmbedder()
-    )
-    assert report.factory == "IDMap2,HNSW16"
-    reader = open_index(index)
+    config = IndexConfig(index_spec=spec, batch_size=32, max_tokens=20, overlap_tokens=2)
+    report = index_documents(docs, index, config, embedder=HashEmbedder())
+    assert report.factory == f"IDMap2,{spec}"
+    reader = open_index(index)  # also verifies the loaded index against the manifest
     vectors = np.concatenate([v for _ids, v in reader.store.iter_vectors(64)])
+    assert len(vectors) == report.passages
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    hits = load_retriever(index, mode="dense", embedder=HashEmbedder()).search("token3 words", k=2)
-    assert hits[0].doc_id == "d3"
+    hits = load_retriever(index, mode="dense", embedder=HashEmbedder()).search("token3 words", k=5)
+    assert "d3" in {h.doc_id for h in hits}  # 64 hashed dims: another doc may collide and tie
 
 
 def test_unreadable_files_are_skipped_and_reported(tmp_path: Path) -> None:

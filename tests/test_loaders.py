@@ -60,7 +60,7 @@ def test_html_drops_scripts_keeps_paragraphs(tmp_path: Path) -> None:
     page = """<html><head><title>Page Title</title><style>p {color: red}</style>
     <script>var secret = 1;</script></head><body>
     <noscript>enable js</noscript><template><p>hidden template</p></template>
-    <h1>Heading</h1><p>First   paragraph
+    <!-- a comment --><h1>Heading</h1><p>First   paragraph
     text.</p><p>Second<br>line two.</p><script>alert('x')</script></body></html>"""
     (tmp_path / "page.html").write_text(page)
     (tmp_path / "noheadtitle.htm").write_text("<body><h1>From H1</h1><p>Body.</p></body>")
@@ -68,7 +68,7 @@ def test_html_drops_scripts_keeps_paragraphs(tmp_path: Path) -> None:
     assert skipped == []
     page_doc = next(d for d in docs if d.source == "page.html")
     assert page_doc.title == "Page Title"
-    for junk in ("secret", "color", "enable js", "hidden template", "alert"):
+    for junk in ("secret", "color", "enable js", "hidden template", "alert", "comment"):
         assert junk not in page_doc.text
     assert page_doc.text == "Heading\n\nFirst paragraph text.\n\nSecond\nline two."
     assert next(d for d in docs if d.source == "noheadtitle.htm").title == "From H1"

@@ -77,3 +77,17 @@ def test_schema_errors() -> None:
     errs = schema_errors(json.loads('{"city": 3, "extra": 1}'), PROBE_JSON_SCHEMA)
     assert any("confident" in e for e in errs) and any("extra" in e for e in errs)
     assert any("expected string" in e for e in errs)
+
+
+async def test_long_reasoning_probe_retries_with_thinking_off(scripted_model) -> None:
+    def script(req: ScriptRequest) -> ScriptedTurn:
+        thinking_off = (req.body.get("chat_template_kwargs") or {}).get("enable_thinking") is False
+        if req.body.get("tools") and not thinking_off:
+            return ScriptedTurn(reasoning="on and on", finish_reason="length")
+        return _well_configured(req)
+
+    server = scripted_model(script)
+    report = await check_server(server.base_url)
+    tools = report.row("tool calls")
+    assert tools.status == "ok" and "enable_thinking=false" in tools.detail
+    assert report.row("structured output").detail.startswith("valid JSON")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_service_support import ThreadServer, research_turn, service_settings
+from tests.test_service_support import ModelFactory, ThreadServer, research_turn, service_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TAG = "<!-- test: service -->"
@@ -36,7 +36,9 @@ BLOCKS = tagged_blocks()
 
 @pytest.mark.skipif(not BLOCKS, reason=f"README.md has no blocks tagged {TAG!r} yet")
 @pytest.mark.parametrize(("lang", "code"), BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_block_runs(lang: str, code: str, tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_readme_block_runs(
+    lang: str, code: str, tmp_path: Path, scripted_model: ModelFactory
+) -> None:
     model = scripted_model(research_turn)
     with ThreadServer(service_settings(tmp_path, model.base_url)) as server:
         code = code.replace(DOC_URL, server.url)

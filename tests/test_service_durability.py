@@ -12,6 +12,7 @@ import pytest
 
 from agent.llm.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import (
+    ModelFactory,
     ProcessServer,
     ThreadServer,
     free_port,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 Q = {"question": "What is the capital of Freedonia?"}
 
 
-def _stream(url: str, thread: str, run: str, last: str | None, stop_after: str | None = None):  # type: ignore[no-untyped-def]
+def _stream(url: str, thread: str, run: str, last: str | None, stop_after: str | None = None):
     """Frames of a run stream (custom mode); stops early after a custom event of that type."""
     headers = {"Last-Event-ID": last} if last else {}
     got = []
@@ -42,8 +43,8 @@ def _stream(url: str, thread: str, run: str, last: str | None, stop_after: str |
 
 
 def test_sigkill_mid_run_then_restart_resumes_and_rejoin_is_exact(
-    tmp_path: Path, scripted_model
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, scripted_model: ModelFactory
+) -> None:
     release = threading.Event()
 
     def gated(req: ScriptRequest) -> ScriptedTurn:
@@ -84,7 +85,7 @@ def test_sigkill_mid_run_then_restart_resumes_and_rejoin_is_exact(
     assert status["status"] == "success" and status["attempt"] == 2
 
 
-def test_model_server_stopped_mid_run(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_model_server_stopped_mid_run(tmp_path: Path, scripted_model: ModelFactory) -> None:
     model = scripted_model(
         lambda req: ScriptedTurn(reasoning="thinking " * 200, content="x"),
         latency=0.05, chunk_chars=8,
@@ -112,7 +113,9 @@ def test_model_server_stopped_mid_run(tmp_path: Path, scripted_model) -> None:  
         assert again.status_code == 202 and again.json()["status"] == "pending"
 
 
-def test_stalled_readers_do_not_hold_the_run_back(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_stalled_readers_do_not_hold_the_run_back(
+    tmp_path: Path, scripted_model: ModelFactory
+) -> None:
     model = scripted_model(research_turn, chunk_chars=1)  # one event per character
     with ThreadServer(service_settings(tmp_path, model.base_url)) as server:
         thread = httpx.post(server.url + "/threads", json={}).json()["thread_id"]

@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk import get_client
 
 from agent.llm.scripted import ScriptedTurn, ScriptRequest
-from tests.test_service_support import ThreadServer, research_turn, service_settings, sse_events
+from tests.test_service_support import (
+    ModelFactory,
+    ThreadServer,
+    research_turn,
+    service_settings,
+    sse_events,
+)
 
-QUESTION = {"messages": [{"role": "user", "content": "What is the capital of Freedonia?"}]}
+QUESTION: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "What is the capital of Freedonia?"}]
+}
 
 
 @pytest.fixture
-def service(tmp_path: Path, scripted_model):  # type: ignore[no-untyped-def]
+def service(tmp_path: Path, scripted_model: ModelFactory):
     model = scripted_model(research_turn, latency=0.002)
     with ThreadServer(service_settings(tmp_path, model.base_url)) as server:
         yield server
@@ -31,9 +40,11 @@ async def test_assistant_thread_streamed_run_and_state(service: ThreadServer) ->
     parts = [
         p
         async for p in client.runs.stream(
-            thread["thread_id"], "research", input=QUESTION,
+            thread["thread_id"],
+            "research",
+            input=QUESTION,
             stream_mode=["values", "updates", "messages-tuple", "custom"],
-        )  # fmt: skip
+        )
     ]
     events = [p.event for p in parts]
     assert events[0] == "metadata" and events[-1] == "end"
@@ -95,7 +106,7 @@ async def test_wait_and_stateless_runs(service: ThreadServer) -> None:
     assert parts[0].event == "metadata" and parts[-1].event == "end"
 
 
-async def test_cancel_a_running_run(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_a_running_run(tmp_path: Path, scripted_model: ModelFactory) -> None:
     release = threading.Event()
 
     def slow(req: ScriptRequest) -> ScriptedTurn:

@@ -7,11 +7,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.test_service_support import ThreadServer, research_turn, service_settings
+from tests.test_service_support import ModelFactory, ThreadServer, research_turn, service_settings
 
 
 @pytest.fixture
-def service(tmp_path: Path, scripted_model):  # type: ignore[no-untyped-def]
+def service(tmp_path: Path, scripted_model: ModelFactory):
     model = scripted_model(research_turn)
     with ThreadServer(service_settings(tmp_path, model.base_url)) as server:
         yield server
@@ -68,7 +68,5 @@ def test_streaming_sends_reasoning_then_content(service: ThreadServer) -> None:
 def test_unknown_model_is_404_with_a_fix(service: ThreadServer) -> None:
     client = openai.OpenAI(base_url=service.url + "/v1", api_key="unused")
     with pytest.raises(openai.NotFoundError) as info:
-        client.chat.completions.create(
-            model="gpt-4", messages=[{"role": "user", "content": "hi"}]
-        )
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
     assert "thinkrag-research" in str(info.value)

@@ -11,7 +11,7 @@ import pytest
 from agent.llm.scripted import ScriptedTurn, ScriptRequest
 from serving.app import create_app
 from serving.settings import Settings, SettingsError
-from tests.test_service_support import ThreadServer, research_turn, service_settings
+from tests.test_service_support import ModelFactory, ThreadServer, research_turn, service_settings
 
 Q = {"model": "thinkrag-research", "messages": [{"role": "user", "content": "capital?"}]}
 
@@ -24,7 +24,7 @@ def test_refuses_public_host_without_keys(tmp_path: Path) -> None:
     Settings(host="0.0.0.0", allow_unauthenticated=True).check_exposure()
 
 
-def test_api_keys_bearer_and_x_api_key(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_api_keys_bearer_and_x_api_key(tmp_path: Path, scripted_model: ModelFactory) -> None:
     model = scripted_model(research_turn)
     settings = service_settings(tmp_path, model.base_url, api_keys="alpha,beta")
     with ThreadServer(settings) as server:
@@ -40,15 +40,15 @@ def test_api_keys_bearer_and_x_api_key(tmp_path: Path, scripted_model) -> None: 
         assert httpx.get(server.url + "/healthz").status_code == 200  # probes stay open
 
 
-def test_error_statuses(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_error_statuses(tmp_path: Path, scripted_model: ModelFactory) -> None:
     model = scripted_model(research_turn)
     settings = service_settings(tmp_path, model.base_url, max_request_bytes=2048)
     with ThreadServer(settings) as server:
         url = server.url
         # 400: a Last-Event-ID we never sent
         thread = httpx.post(url + "/threads", json={}).json()["thread_id"]
-        run = httpx.post(f"{url}/threads/{thread}/runs/wait",
-                         json={"assistant_id": "research", "input": {"question": "capital?"}})  # fmt: skip
+        wait = {"assistant_id": "research", "input": {"question": "capital?"}}
+        run = httpx.post(f"{url}/threads/{thread}/runs/wait", json=wait)
         assert run.status_code == 200
         run_id = httpx.get(f"{url}/threads/{thread}/runs").json()[0]["run_id"]
         r = httpx.get(f"{url}/threads/{thread}/runs/{run_id}/stream",
@@ -71,8 +71,8 @@ def test_error_statuses(tmp_path: Path, scripted_model) -> None:  # type: ignore
         assert "greater than or equal to 1" in body["error"]["message"]
         r = httpx.post(url + "/v1/search", json={"query": "capital", "kk": 3})
         assert r.status_code == 422 and r.json()["error"]["param"] == "kk"  # native: forbid
-        r = httpx.post(url + "/threads/x/runs", json={"assistant_id": "research",
-                                                      "stream_mode": "debug", "input": {}})  # fmt: skip
+        bad_mode = {"assistant_id": "research", "stream_mode": "debug", "input": {}}
+        r = httpx.post(url + "/threads/x/runs", json=bad_mode)
         assert r.status_code == 422
         # no stack traces anywhere
         assert "Traceback" not in r.text
@@ -81,7 +81,9 @@ def test_error_statuses(tmp_path: Path, scripted_model) -> None:  # type: ignore
         assert hits["hits"][0]["doc_id"] == "freedonia"
 
 
-def test_rate_limit_and_queue_full_are_429_with_retry_after(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit_and_queue_full_are_429_with_retry_after(
+    tmp_path: Path, scripted_model: ModelFactory
+) -> None:
     release = threading.Event()
 
     def slow(req: ScriptRequest) -> ScriptedTurn:
@@ -111,7 +113,7 @@ def test_rate_limit_and_queue_full_are_429_with_retry_after(tmp_path: Path, scri
         release.set()
 
 
-def test_runs_per_key_limit(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_runs_per_key_limit(tmp_path: Path, scripted_model: ModelFactory) -> None:
     release = threading.Event()
 
     def slow(req: ScriptRequest) -> ScriptedTurn:
@@ -127,7 +129,7 @@ def test_runs_per_key_limit(tmp_path: Path, scripted_model) -> None:  # type: ig
         release.set()
 
 
-def test_cors_is_configurable(tmp_path: Path, scripted_model) -> None:  # type: ignore[no-untyped-def]
+def test_cors_is_configurable(tmp_path: Path, scripted_model: ModelFactory) -> None:
     model = scripted_model(research_turn)
     settings = service_settings(tmp_path, model.base_url, cors_origins="https://app.example")
     with ThreadServer(settings) as server:

@@ -12,18 +12,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from agent.llm.scripted import ScriptedTurn, ScriptRequest
+from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from serving.settings import Settings
 from tests.agent_support import call, corpus_passages
 
 REPO = Path(__file__).resolve().parents[1]
+ModelFactory = Callable[..., ScriptedModelServer]
 
 
 def research_turn(req: ScriptRequest) -> ScriptedTurn:
@@ -156,7 +157,8 @@ def write_config(path: Path, settings: dict[str, Any]) -> Path:
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str, str | None]]:
     """(event, data, id) per SSE block, parsed by hand (curl-level)."""
-    event, data, ident = "message", [], None
+    event, ident = "message", None
+    data: list[str] = []
     for line in lines:
         if line == "":
             if data:

@@ -20,7 +20,13 @@ from agent.evaluation.metrics import (
     supporting_recall,
     token_f1,
 )
-from agent.evaluation.records import QuestionResult, append_result, latest_by_key, read_results
+from agent.evaluation.records import (
+    QuestionResult,
+    append_result,
+    end_torn_line,
+    latest_by_key,
+    read_results,
+)
 from corpora.multihop import EvalQuestion, gold_ids
 
 RESULTS_FILE = "results.jsonl"
@@ -99,6 +105,7 @@ async def run_methods(
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / RESULTS_FILE
+    end_torn_line(results_path)
     work = pending_work(questions, methods, results_path)
     if on_start is not None:
         on_start(len(questions) * len(methods), len(work))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from corpora.multihop import EvalQuestion, pool_passages, pooled_documents
 from retrieval.job_types import IndexConfig, IndexReport, JobProgress
+from retrieval.types import Embedder
 
 
 def default_cache_root() -> Path:
@@ -35,6 +36,7 @@ def ensure_eval_index(
     index_dir: Path | None = None,
     cache_root: Path | None = None,
     progress: JobProgress | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[Path, IndexReport | None]:
     """Index the pooled passages (or reuse a finished index); returns the dir and the report.
 
@@ -55,6 +57,7 @@ def ensure_eval_index(
         index_dir,
         IndexConfig(embedder_spec=embedder_spec),
         progress=progress,
+        embedder=embedder,
     )
     done_marker.write_text(report.to_json(), encoding="utf-8")
     return index_dir, report

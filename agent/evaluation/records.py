@@ -60,6 +60,16 @@ def read_results(path: Path) -> list[QuestionResult]:
     return results
 
 
+def end_torn_line(path: Path) -> None:
+    """Terminate a last line cut by a kill, so the next append starts a fresh line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, 2)
+        if fh.read(1) != b"\n":
+            fh.write(b"\n")
+
+
 def append_result(path: Path, result: QuestionResult) -> None:
     """Append one line and flush it, so a kill loses at most the question in flight."""
     with path.open("a", encoding="utf-8") as fh:

@@ -142,11 +142,11 @@ def render_markdown(report: Report) -> str:
                 f"| {row.seconds:.2f} | {failures} |"
             )
     if report.retrieval:
-        out += _render_retrieval(report.retrieval)
+        out += render_retrieval(report.retrieval)
     return "\n".join(out) + "\n"
 
 
-def _render_retrieval(rows: Sequence[RetrievalRow]) -> list[str]:
+def render_retrieval(rows: Sequence[RetrievalRow]) -> list[str]:
     out = ["", "## Retrieval only (no model; open corpus)", ""]
     datasets = [*sorted({r.dataset for r in rows if r.dataset != OVERALL}), OVERALL]
     systems = list(dict.fromkeys(r.system for r in rows))

