@@ -154,13 +154,16 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def measure(
-    name: str, runs: int, once: Callable[[str], Awaitable[StepTimes]]
-) -> tuple[str, list[float]]:
-    await once(f"{name}-warmup")
-    steps: list[float] = []
+    systems: list[tuple[str, Callable[[str], Awaitable[StepTimes]]]], runs: int
+) -> list[tuple[str, list[float]]]:
+    """Interleave the systems run by run, so load drift on a shared machine hits all alike."""
+    steps: dict[str, list[float]] = {name: [] for name, _ in systems}
+    for name, once in systems:
+        await once(f"{name}-warmup")
     for i in range(runs):
-        steps.extend(await once(f"{name}-{i}"))
-    return name, steps
+        for name, once in systems:
+            steps[name].extend(await once(f"{name}-{i}"))
+    return [(name, steps[name]) for name, _ in systems]
 
 
 async def idle_threads(
@@ -199,11 +202,14 @@ async def main(runs: int, steps: int, threads: int) -> None:
     await saver.setup()
     prebuilt = make_prebuilt(base_url, retriever, saver)
 
-    results = [
-        await measure("bare loop", runs, lambda _t: bare_loop(client, retriever, steps)),
-        await measure("thinkrag graph", runs, lambda t: thinkrag_run(agent, t)),
-        await measure("langgraph prebuilt ReAct", runs, lambda t: prebuilt_run(prebuilt, t)),
-    ]
+    results = await measure(
+        [
+            ("bare loop", lambda _t: bare_loop(client, retriever, steps)),
+            ("thinkrag graph", lambda t: thinkrag_run(agent, t)),
+            ("langgraph prebuilt ReAct", lambda t: prebuilt_run(prebuilt, t)),
+        ],
+        runs,
+    )
 
     async def thinkrag_factory(db: Path) -> tuple[Any, Any]:
         a = ResearchAgent(client, retriever, config, checkpoint_path=db)

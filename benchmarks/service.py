@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -61,11 +63,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def one_run(client: httpx.AsyncClient, url: str) -> tuple[float, float, int]:
+Result = tuple[float, float, int, str]  # first event s, done s, events, last event type
+
+
+async def one_run(client: httpx.AsyncClient, url: str) -> Result:
     t0 = time.perf_counter()
     run = (await client.post(url + "/v1/runs", json={"question": "capital of Freedonia?"})).json()
     first = None
     seqs: list[int] = []
+    last = ""
     async with client.stream("GET", f"{url}/v1/runs/{run['run_id']}/events") as response:
         async for line in response.aiter_lines():
             if line.startswith("id: "):
@@ -73,9 +79,25 @@ async def one_run(client: httpx.AsyncClient, url: str) -> tuple[float, float, in
                 seqs.append(int(line[4:]))
             elif line.startswith("event: end"):
                 break
+            elif line.startswith("event: "):
+                last = line[7:]
+            elif line.startswith("data: ") and last == "error":
+                last = "error:" + json.loads(line[6:])["kind"]
     if seqs != list(range(1, len(seqs) + 1)):
         raise SystemExit(f"run {run['run_id']}: lost or duplicated events: {seqs}")
-    return first or 0.0, time.perf_counter() - t0, len(seqs)
+    return first or 0.0, time.perf_counter() - t0, len(seqs), last
+
+
+def summarize(results: list[Result], wall: float) -> dict[str, float]:
+    firsts, totals, counts, lasts = zip(*results, strict=True)
+    failures = Counter(x for x in lasts if x != "run_finished")
+    if failures:
+        print(f"  ({len(results)} runs) not finished: {dict(failures)}", file=sys.stderr)
+    return {
+        "ttfe_p50": pct(list(firsts), 0.5), "ttfe_p99": pct(list(firsts), 0.99),
+        "done_p50": pct(list(totals), 0.5), "done_p99": pct(list(totals), 0.99),
+        "events_s": sum(counts) / wall, "wall": wall, "failed": sum(failures.values()),
+    }  # fmt: skip
 
 
 async def hold(url: str, n: int) -> dict[str, float]:
@@ -86,12 +108,7 @@ async def hold(url: str, n: int) -> dict[str, float]:
         t0 = time.perf_counter()
         results = await asyncio.gather(*(one_run(client, url) for _ in range(n)))
         wall = time.perf_counter() - t0
-    firsts, totals, counts = zip(*results, strict=True)
-    return {
-        "ttfe_p50": pct(list(firsts), 0.5), "ttfe_p99": pct(list(firsts), 0.99),
-        "done_p50": pct(list(totals), 0.5), "done_p99": pct(list(totals), 0.99),
-        "events_s": sum(counts) / wall, "wall": wall,
-    }  # fmt: skip
+    return summarize(list(results), wall)
 
 
 async def in_process(base_url: str, corpus: list[Passage], n: int) -> dict[str, float]:
@@ -104,13 +121,14 @@ async def in_process(base_url: str, corpus: list[Passage], n: int) -> dict[str, 
         OpenAIClient(base_url, "scripted"), InMemoryRetriever(corpus), AgentConfig(top_k=2)
     )
 
-    async def one(i: int) -> tuple[float, float, int]:
+    async def one(i: int) -> Result:
         t0 = time.perf_counter()
-        first, count = 0.0, 0
-        async for _ in agent.run("capital of Freedonia?", thread_id=f"t{n}-{i}", run_id=f"r{i}"):
+        first, count, last = 0.0, 0, ""
+        async for ev in agent.run("capital of Freedonia?", thread_id=f"t{n}-{i}", run_id=f"r{i}"):
             first = first or time.perf_counter() - t0
             count += 1
-        return first, time.perf_counter() - t0, count
+            last = ev.type if ev.type != "error" else f"error:{getattr(ev, 'kind', '')}"
+        return first, time.perf_counter() - t0, count, last
 
     try:
         t0 = time.perf_counter()
@@ -118,12 +136,7 @@ async def in_process(base_url: str, corpus: list[Passage], n: int) -> dict[str, 
         wall = time.perf_counter() - t0
     finally:
         await agent.aclose()
-    firsts, totals, counts = zip(*results, strict=True)
-    return {
-        "ttfe_p50": pct(list(firsts), 0.5), "ttfe_p99": pct(list(firsts), 0.99),
-        "done_p50": pct(list(totals), 0.5), "done_p99": pct(list(totals), 0.99),
-        "events_s": sum(counts) / wall, "wall": wall,
-    }  # fmt: skip
+    return summarize(list(results), wall)
 
 
 async def search_latency(
@@ -171,8 +184,8 @@ def main() -> None:
     levels = [int(x) for x in args.runs.split(",")]
     corpus = passages()
     model_proc, model_url = start_model(args.latency)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         with (tmpdir / "p.jsonl").open("w") as fh:
             for p in corpus:
                 fh.write(json.dumps(dataclasses.asdict(p)) + "\n")
@@ -188,10 +201,11 @@ def main() -> None:
         )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        log = stack.enter_context(open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"))
         proc = subprocess.Popen(
             [sys.executable, "-m", "serving", "--config", str(tmpdir / "c.toml"),
              "--port", str(port)],
-            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),
+            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=log,
         )  # fmt: skip
         try:
             for _ in range(300):
@@ -232,9 +246,9 @@ def report(
     print(f"Scripted model: {latency * 1000:.0f} ms per 16-char chunk, 2 model calls per run; ")
     print(f"server idle RSS {idle_rss:.0f} MiB. Every run's events checked: none lost or repeated.")
     print()
-    print("| runs | path | first event p50 / p99 (s) | done p50 / p99 (s) | events/s "
+    print("| runs | path | failed | first event p50 / p99 (s) | done p50 / p99 (s) | events/s "
           "| server RSS MiB | server CPU s | done p50 ratio |")  # fmt: skip
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for n, base, svc, rss, cpu in rows:
         for name, s, extra in (
             ("in-process agent", base, "| - | - | 1.0x |"),
@@ -245,7 +259,7 @@ def report(
             ),
         ):
             print(
-                f"| {n} | {name} | {s['ttfe_p50']:.3f} / {s['ttfe_p99']:.3f} "
+                f"| {n} | {name} | {s['failed']:.0f} | {s['ttfe_p50']:.3f} / {s['ttfe_p99']:.3f} "
                 f"| {s['done_p50']:.2f} / {s['done_p99']:.2f} | {s['events_s']:.0f} {extra}"
             )
     print()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     # Network
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # What to serve
     index_dir: Path | None = None
@@ -53,7 +54,7 @@ class Settings(BaseSettings):
     recover: RecoverPolicy = "resume"
 
     # Protection
-    api_keys: list[SecretStr] = Field(default_factory=list)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # comma-separated
     allow_unauthenticated: bool = False  # serve a non-loopback host without keys
     max_request_bytes: int = Field(1_000_000, ge=1024)
     max_active_runs: int = Field(8, ge=1)

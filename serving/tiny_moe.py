@@ -57,6 +57,10 @@ THINK_END_PROB = 0.03  # random reasoning ends after ~30 tokens
 EOS_PROB = 0.0
 GRAMMAR_END_BIAS = -20.0
 WHITESPACE_BIAS = -6.0  # grammars allow whitespace runs the model would otherwise pad with
+# Tokens holding '<' can spell `<tool_call>` piece by piece, which a tool-call grammar takes
+# as the start of another call; below EOS, so a finished call ends the turn. This also keeps
+# tag-like text out of the reasoning, where the parser would read it as markup.
+ANGLE_BIAS = -25.0
 QUOTE_PROB = 0.08  # all tokens holding '"' together: JSON strings close after ~12 tokens
 BANNED_BIAS = -30.0
 # Spread of the context-dependent (random) part of the logits. Wide enough that greedy
@@ -149,6 +153,8 @@ def _token_groups(tokenizer) -> tuple[list[int], list[int], list[int]]:  # type:
         text = tokenizer.decode([token_id])
         if not text or any(ord(c) < 32 or ord(c) > 126 for c in text):
             continue
+        if "<" in text:
+            continue  # stays banned (ANGLE_BIAS)
         if text.isspace():
             spaces.append(token_id)
             continue
@@ -227,6 +233,7 @@ def _calibrate_head(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
     mass = float(torch.exp(random_part * FLAT_LOGIT_STD / random_part.std()).sum(-1).mean())
     free = 1.0 - THINK_END_PROB - EOS_PROB - QUOTE_PROB
     biases = torch.full((head.shape[0],), BANNED_BIAS)
+    biases[[i for i in range(len(tokenizer)) if "<" in tokenizer.decode([i])]] = ANGLE_BIAS
     biases[ordinary] = 0.0
     biases[think_end] = math.log(THINK_END_PROB * mass / free)
     biases[eos] = math.log(EOS_PROB * mass / free) if EOS_PROB > 0 else GRAMMAR_END_BIAS

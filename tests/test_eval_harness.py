@@ -184,3 +184,21 @@ async def test_compare_two_runs(tmp_path: Path, scripted_model: Factory) -> None
     assert comparison.f1.ci_low > 0  # rag beats closed-book on every question's F1
     text = render_comparison([comparison])
     assert "closed-book -> rag" in text and "+66.7" in text
+
+
+async def test_rich_progress_hooks_drive_a_run(tmp_path: Path, scripted_model: Factory) -> None:
+    from agent.evaluation.progress import RichProgress
+
+    server = scripted_model(script)
+    dataset = write_dataset(tmp_path / "tiny.jsonl")
+    model = OpenAIClient(server.base_url, "scripted")
+    try:
+        with RichProgress() as progress:
+            p = plan(dataset, tmp_path / "out", methods=("rag",))
+            report = await run_evaluation(p, model, progress.hooks())
+    finally:
+        await model.aclose()
+    assert row(report, "rag").n == 3
+    descriptions = [task.description for task in progress.bar.tasks]
+    assert descriptions == ["embedding passages", "retrieval rows", "questions"]
+    assert all(task.finished for task in progress.bar.tasks)

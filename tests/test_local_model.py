@@ -43,9 +43,10 @@ async def test_local_profile_answers_a_trivial_question(smollm2_dir: Path, tmp_p
     from serving.vllm_launcher import VLLMServer
 
     profile = get_profile("local")
-    with VLLMServer(profile, log_path=tmp_path / "vllm.log") as server:
-        server.start(timeout=VLLM_START_TIMEOUT)
-        async with OpenAIClient(server.base_url) as client:
+    server = VLLMServer(profile, log_path=tmp_path / "vllm.log")
+    try:
+        base_url = server.start(timeout=VLLM_START_TIMEOUT)
+        async with OpenAIClient(base_url) as client:
             assert await client.list_models() == [profile.served_model_name]
             result = await client.chat(
                 ChatRequest(
@@ -54,6 +55,8 @@ async def test_local_profile_answers_a_trivial_question(smollm2_dir: Path, tmp_p
                     temperature=0.0,
                 )
             )
+    finally:
+        server.stop()
     assert "paris" in result.content.lower(), result.content
     assert result.reasoning == ""
     assert result.finish_reason in ("stop", "length")

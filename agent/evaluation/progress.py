@@ -23,7 +23,7 @@ class _IndexProgress:
         pass
 
     def embedding(self, total_passages: int) -> None:
-        self.task = self.owner.bar.add_task("embedding passages", total=total_passages)
+        self.task = self.owner.bar.add_task("embedding passages", total=total_passages, status="")
 
     def advance(self, passages: int) -> None:
         if self.task is not None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from agent.protocols.base import (
     EmitText,
     ModelTurn,
+    ProtocolDeps,
     StepLimits,
     answer_from_reasoning,
     stream_chat_turn,
@@ -27,13 +28,20 @@ _FENCE_RE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
 class JsonActionProtocol(ChatTranscript):
+    def __init__(self, deps: ProtocolDeps) -> None:
+        super().__init__(deps)
+        self._schemas: dict[bool, dict[str, Any]] = {}
+
     def action_schema(self, allow_tools: bool) -> dict[str, Any]:
-        branches = []
-        if allow_tools:
-            for tool in self.deps.toolbox.tools.values():
-                branches.append(action_branch(tool.name, parameters_schema(tool.args_model)))
+        cached = self._schemas.get(allow_tools)
+        if cached is not None:
+            return cached
+        box = self.deps.toolbox
+        branches = [action_branch(n, box.schema(n)) for n in box.names()] if allow_tools else []
         branches.append(action_branch("answer", parameters_schema(AnswerArgs)))
-        return branches[0] if len(branches) == 1 else {"anyOf": branches}
+        schema = branches[0] if len(branches) == 1 else {"anyOf": branches}
+        self._schemas[allow_tools] = schema
+        return schema
 
     async def step(
         self, state: AgentState, limits: StepLimits, emit: EmitText

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,22 +20,25 @@ from agent.state import AgentState, AnswerDraft, ChatTurn, ToolCallRecord, ToolR
 from agent.tools.answer import AnswerArgs
 from agent.tools.base import parameters_schema
 
-ANSWER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "answer",
-        "description": "Give the final answer, citing passages as [n].",
-        "parameters": parameters_schema(AnswerArgs),
-        "strict": True,
-    },
-}
+
+@cache
+def answer_tool() -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": "answer",
+            "description": "Give the final answer, citing passages as [n].",
+            "parameters": parameters_schema(AnswerArgs),
+            "strict": True,
+        },
+    }
 
 
 class ToolsProtocol(ChatTranscript):
     def tools_for(self, limits: StepLimits) -> list[dict[str, Any]]:
         required = self.config.tool_choice == "required"
         tools = self.deps.toolbox.openai_tools() if limits.allow_tools else []
-        return [*tools, ANSWER_TOOL] if required else tools
+        return [*tools, answer_tool()] if required else tools
 
     async def step(
         self, state: AgentState, limits: StepLimits, emit: EmitText

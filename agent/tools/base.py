@@ -114,18 +114,24 @@ class ToolBox:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate tool names {names}; give each tool a unique name")
         self.tools: dict[str, Tool] = {t.name: t for t in tools}
+        # Schemas are built once: pydantic schema generation is the costliest part of a step.
+        self._schemas = {t.name: parameters_schema(t.args_model) for t in tools}
+        self._openai = [openai_tool(t) for t in tools]
 
     def names(self) -> list[str]:
         return list(self.tools)
 
+    def schema(self, name: str) -> dict[str, Any]:
+        return self._schemas[name]
+
     def openai_tools(self) -> list[dict[str, Any]]:
-        return [openai_tool(t) for t in self.tools.values()]
+        return list(self._openai)
 
     def describe(self) -> str:
         """A plain-text tool list for prompts of protocols without native tools."""
         lines = []
         for t in self.tools.values():
-            props = parameters_schema(t.args_model)["properties"]
+            props = self._schemas[t.name]["properties"]
             args = ", ".join(f"{k}: {v.get('type', 'value')}" for k, v in props.items())
             lines.append(f"- {t.name}({args}): {t.description}")
         return "\n".join(lines)
@@ -159,7 +165,7 @@ class ToolBox:
             return fail(
                 "bad_arguments",
                 f"arguments are not valid JSON ({exc.msg}); send a JSON "
-                f"object matching {json.dumps(parameters_schema(tool.args_model))}",
+                f"object matching {json.dumps(self._schemas[tool.name])}",
             )
         if not isinstance(raw, dict):
             return fail("bad_arguments", "arguments must be a JSON object")

@@ -58,6 +58,7 @@ class OnnxMiniLMEmbedder:
                 "the 'minilm-int8' embedder needs onnxruntime and tokenizers; install them "
                 "with `pip install onnxruntime tokenizers`"
             ) from exc
+        self._id = "minilm-l6-v2-int8-onnx"
         if model_path is None:
             path, expected = _int8_model_path()
             if not path.is_file() or _sha256(path) != expected:
@@ -69,6 +70,7 @@ class OnnxMiniLMEmbedder:
             path = Path(model_path)
             if not path.is_file():
                 raise EmbedderError(f"ONNX model {path} does not exist; pass an existing .onnx")
+            self._id = f"minilm-l6-v2-onnx:{path.stem}"  # a different graph, a different id
         tokenizer: Any = Tokenizer.from_file(str(packaged_minilm_dir() / "tokenizer.json"))
         tokenizer.enable_truncation(max_length=int(max_seq_length))
         tokenizer.no_padding()
@@ -90,7 +92,7 @@ class OnnxMiniLMEmbedder:
 
     @property
     def id(self) -> str:
-        return "minilm-l6-v2-int8-onnx"
+        return self._id
 
     @property
     def dim(self) -> int:
