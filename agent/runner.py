@@ -60,7 +60,10 @@ class ResearchAgent:
     """One agent (model + retriever + config) serving many threads.
 
     `checkpoint_path=None` keeps checkpoints in an in-memory SQLite database (same code
-    path, nothing survives the process).
+    path, nothing survives the process). Once a run finishes, its intermediate checkpoints
+    are dropped (only the thread's latest state is kept, which is all follow-ups and
+    `thread_history` need) unless `keep_checkpoint_history=True`: idle threads then cost
+    one state, not one per step.
     """
 
     def __init__(
@@ -71,14 +74,17 @@ class ResearchAgent:
         *,
         checkpoint_path: Path | None = None,
         tools: Sequence[Tool] | None = None,
+        keep_checkpoint_history: bool = False,
     ) -> None:
         self.model = model
         self.retriever = retriever
         self.config = config
         self.checkpoint_path = checkpoint_path
         self._deps = make_deps(model, retriever, config, tools)
+        self.keep_checkpoint_history = keep_checkpoint_history
         self._graph: Any = None
         self._conn: Any = None
+        self._saver: Any = None
 
     async def _compiled(self) -> Any:
         if self._graph is not None:
@@ -94,6 +100,7 @@ class ResearchAgent:
         serde = JsonPlusSerializer(allowed_msgpack_modules=list(STATE_TYPES))
         saver = AsyncSqliteSaver(self._conn, serde=serde)
         await saver.setup()
+        self._saver = saver
         self._graph = build_graph(self._deps).compile(checkpointer=saver)
         return self._graph
 
@@ -127,6 +134,8 @@ class ResearchAgent:
             "started_at": time.time(),
         }
         async for event in self._drive(graph, state_in, self._config(thread_id, budgets), run_id):
+            if isinstance(event, RunFinished):
+                await self._prune(thread_id)
             yield event
 
     async def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]:
@@ -159,7 +168,28 @@ class ResearchAgent:
         budgets: Budgets = values["budgets"]
         yield RunStarted(run_id=run_id, thread_id=thread_id, question=values.get("question", ""))
         async for event in self._drive(graph, None, self._config(thread_id, budgets), run_id):
+            if isinstance(event, RunFinished):
+                await self._prune(thread_id)
             yield event
+
+    async def _prune(self, thread_id: str) -> None:
+        """Keep only the thread's latest checkpoint (the saver's own prune is not
+        implemented for SQLite in this LangGraph version)."""
+        if self.keep_checkpoint_history or self._saver is None:
+            return
+        async with self._saver.lock:
+            async with self._conn.execute(
+                "SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ?", (thread_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if not row or row[0] is None:
+                return
+            for table in ("checkpoints", "writes"):
+                await self._conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id <> ?",
+                    (thread_id, row[0]),
+                )
+            await self._conn.commit()
 
     async def _drive(
         self, graph: Any, state_in: dict[str, Any] | None, config: dict[str, Any], run_id: str

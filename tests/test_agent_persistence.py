@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -52,6 +53,10 @@ async def test_follow_up_sees_the_earlier_exchange(scripted_model: Factory, tmp_
         ("assistant", "The Brill [4], in Sylvania City [1]."),
     ]
     assert other == []
+    # Finished runs keep one checkpoint per thread: the follow-up above resumed from it.
+    with sqlite3.connect(db) as conn:
+        kept = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = 'T'").fetchone()
+    assert kept == (1,)
     # Each run has its own query cache and counters.
     assert second.tool_calls == 1 and second.steps == 2
 

@@ -101,3 +101,21 @@ def test_stream_modes_are_validated_and_rendered_deterministically() -> None:
     assert frames == render()  # a replay renders the same frames (ids stay valid)
     assert [name for name, _ in frames] == ["values", "updates", "updates", "values"]
     assert frames[-1][1]["messages"][-1]["type"] == "tool"  # type: ignore[index]
+
+
+def test_serve_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+    from tests.test_service_support import free_port, write_passages
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["serve", "--index", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "thinkrag index" in missing.output
+    public = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--index", str(tmp_path)])
+    assert public.exit_code == 2 and "THINKRAG_API_KEYS" in public.output
+    config = tmp_path / "c.toml"
+    config.write_text(f'memory_passages = "{write_passages(tmp_path / "p.jsonl")}"\n')
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    down = runner.invoke(app, ["serve", "--config", str(config), "--model", dead])
+    assert down.exit_code == 2 and "cannot reach the model server" in down.output
