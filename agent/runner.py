@@ -9,6 +9,8 @@ completed step, and a thread id carries a conversation across questions.
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -85,10 +87,20 @@ class ResearchAgent:
         self._graph: Any = None
         self._conn: Any = None
         self._saver: Any = None
+        self._compile_lock: asyncio.Lock | None = None
 
     async def _compiled(self) -> Any:
         if self._graph is not None:
             return self._graph
+        # Many runs may start at once; only the first opens the checkpoint database.
+        if self._compile_lock is None:
+            self._compile_lock = asyncio.Lock()
+        async with self._compile_lock:
+            if self._graph is None:
+                self._graph = await self._compile()
+        return self._graph
+
+    async def _compile(self) -> Any:
         import aiosqlite
         from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -101,8 +113,7 @@ class ResearchAgent:
         saver = AsyncSqliteSaver(self._conn, serde=serde)
         await saver.setup()
         self._saver = saver
-        self._graph = build_graph(self._deps).compile(checkpointer=saver)
-        return self._graph
+        return build_graph(self._deps).compile(checkpointer=saver)
 
     def _config(self, thread_id: str, budgets: Budgets) -> dict[str, Any]:
         return {

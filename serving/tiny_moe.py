@@ -18,6 +18,7 @@ import json
 import random
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 SEED = 20240607
 TOKENIZER_VOCAB = 1024
@@ -32,7 +33,7 @@ ADDED_TOKENS = (
 )
 EOS_TOKEN = "<|im_end|>"
 PAD_TOKEN = "<|endoftext|>"
-MODEL_CONFIG = {
+MODEL_CONFIG: dict[str, Any] = {
     "num_hidden_layers": 2,
     "hidden_size": 128,
     "head_dim": 32,  # vLLM's CPU attention supports head sizes 32/64/80/...
@@ -114,7 +115,7 @@ def build(out: Path) -> None:
     model.save_pretrained(str(out))
 
 
-def _train_tokenizer():  # type: ignore[no-untyped-def]
+def _train_tokenizer():
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -138,7 +139,7 @@ def _train_tokenizer():  # type: ignore[no-untyped-def]
     )
 
 
-def _token_groups(tokenizer) -> tuple[list[int], list[int], list[int]]:  # type: ignore[no-untyped-def]
+def _token_groups(tokenizer) -> tuple[list[int], list[int], list[int]]:
     """(ordinary, quoted, spaces): printable ASCII tokens without / with a '"', whitespace.
 
     Everything else (specials, added tokens, control characters, partial UTF-8,
@@ -146,7 +147,9 @@ def _token_groups(tokenizer) -> tuple[list[int], list[int], list[int]]:  # type:
     """
     vocab = tokenizer.get_vocab()
     excluded = {vocab[t] for t in (*SPECIAL_TOKENS, *ADDED_TOKENS)}
-    ordinary, quoted, spaces = [], [], []
+    ordinary: list[int] = []
+    quoted: list[int] = []
+    spaces: list[int] = []
     for token_id in range(len(tokenizer)):
         if token_id in excluded:
             continue
@@ -162,7 +165,7 @@ def _token_groups(tokenizer) -> tuple[list[int], list[int], list[int]]:  # type:
     return ordinary, quoted, spaces
 
 
-def _build_model(tokenizer):  # type: ignore[no-untyped-def]
+def _build_model(tokenizer):
     import torch
     from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
@@ -198,7 +201,7 @@ def _build_model(tokenizer):  # type: ignore[no-untyped-def]
     return model.to(torch.bfloat16)
 
 
-def _calibrate_head(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
+def _calibrate_head(model, tokenizer) -> None:
     """Make lm_head column 0 a per-token bias hitting the probability targets.
 
     The random columns are scaled to FLAT_LOGIT_STD on real hidden states; biased and

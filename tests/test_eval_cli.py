@@ -24,6 +24,7 @@ DEV = REPO.parent / "shared" / "eval" / "multihop_dev.jsonl"
 @pytest.mark.eval
 @pytest.mark.vllm
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # vLLM start + 12 answers on 2 shared CPU cores
 def test_eval_all_methods_on_three_dev_questions(tmp_path: Path) -> None:
     if not DEV.is_file():
         pytest.skip(f"eval data not found at {DEV}; it lives in ../shared/eval next to the repo")
@@ -54,7 +55,7 @@ def test_eval_all_methods_on_three_dev_questions(tmp_path: Path) -> None:
         str(tmp_path / "cache"),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1700)
     assert done.returncode == 0, done.stderr[-3000:]
     report = Report.model_validate_json((out / "report.json").read_text(encoding="utf-8"))
     overall = {r.method: r for r in report.rows if r.dataset == "all"}

@@ -81,7 +81,7 @@ def test_unknown_profile_error_lists_the_known_names() -> None:
 def test_profiles_are_frozen() -> None:
     profile = get_profile("local")
     with pytest.raises(ValidationError):
-        profile.temperature = 1.5  # type: ignore[misc]
+        profile.temperature = 1.5
 
 
 def test_local_profile_runs_the_api_server_module_with_cpu_flags(tmp_path: Path) -> None:
@@ -114,3 +114,25 @@ def test_tiny_moe_profile_has_the_qwen3_parsers() -> None:
     assert flag_value(argv, "--tool-strict-level") == "parameter"
     assert "--chat-template" not in argv  # the template ships inside the built tokenizer
     assert profile.local_model == "tiny-moe" and profile.is_local
+
+
+def test_model_serve_prints_the_gpu_command_instead_of_running_it() -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    result = CliRunner().invoke(app, ["model", "serve", "--profile", "qwen3-30b-a3b"])
+    assert result.exit_code == 0, result.output
+    assert "GPU profile" in result.output
+    assert "vllm serve Qwen/Qwen3-30B-A3B" in result.output
+    assert "--reasoning-parser qwen3" in result.output
+
+
+def test_model_serve_rejects_unknown_profiles() -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    result = CliRunner().invoke(app, ["model", "serve", "--profile", "nope"])
+    assert result.exit_code == 2
+    assert "known profiles" in result.output

@@ -243,3 +243,16 @@ async def test_prefix_cache_reuse_when_the_prompt_grows(client: OpenAIClient) ->
     # Everything up to the end of the first prompt's last full KV block is reused.
     assert hits >= first.usage.prompt_tokens // 2, (hits, first.usage.prompt_tokens)
     assert second.usage.cached_tokens == hits
+
+
+def test_launcher_reports_an_early_exit_with_the_log_tail(vllm_tiny_moe: str) -> None:
+    # Depends on the session server only so the model folder is already built.
+    from serving.profiles import get_profile
+    from serving.vllm_launcher import LaunchError, VLLMServer
+
+    server = VLLMServer(get_profile("tiny-moe"), extra_args=("--no-such-flag",))
+    with pytest.raises(LaunchError) as info:
+        server.start(timeout=300)
+    assert "exited with code" in str(info.value)
+    assert "no-such-flag" in str(info.value)  # vLLM's own complaint, from the log tail
+    assert server.pid is None

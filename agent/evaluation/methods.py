@@ -90,7 +90,7 @@ class ClosedBook:
     """The model alone: what it knows without retrieval."""
 
     model: ReasoningModel
-    max_tokens: int = 256
+    max_tokens: int = 64  # short answers only; also keeps CPU runs affordable
     temperature: float | None = 0.0
     name: str = "closed-book"
 
@@ -114,7 +114,7 @@ class Rag:
     model: ReasoningModel
     retriever: Retriever
     k: int = 5
-    max_tokens: int = 256
+    max_tokens: int = 64  # short answers only; also keeps CPU runs affordable
     temperature: float | None = 0.0
     name: str = "rag"
 

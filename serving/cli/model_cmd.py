@@ -46,8 +46,11 @@ def serve(
 
     server = VLLMServer(chosen, port=port or None, host=host)
     stop = threading.Event()
-    # SIGTERM (systemd, docker stop) must stop vLLM as cleanly as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM (systemd, docker stop) both end the wait and stop vLLM cleanly;
+    # SIGINT is handled explicitly because shells start background jobs with it ignored.
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         typer.echo(f"starting vLLM for profile {chosen.name} (cold start takes ~20-60 s)...")
         base_url = server.start(timeout=timeout)
@@ -63,7 +66,8 @@ def serve(
         raise typer.Exit(1) from None
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         typer.echo("vLLM stopped")
 
 
