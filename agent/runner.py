@@ -10,7 +10,6 @@ completed step, and a thread id carries a conversation across questions.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
