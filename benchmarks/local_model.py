@@ -31,7 +31,7 @@ PROMPTS = (
     "Why is the sky blue?",
 )
 CONTEXT = " ".join(
-    f"Note {i}: the archive lists item {i * 37 % 101} on shelf {i % 9}." for i in range(60)
+    f"Note {i}: the archive lists item {i * 37 % 101} on shelf {i % 9}." for i in range(25)
 )
 
 

@@ -284,7 +284,7 @@ def _local() -> list[ModelProfile]:
             served_model_name="tiny-moe",
             reasoning_parser="qwen3",
             tool_call_parser="hermes",
-            max_model_len=2048,
+            max_model_len=4096,
             kv_cache_memory_bytes=256 * 1024 * 1024,
             protocol="tools",
             temperature=0.0,

@@ -60,3 +60,27 @@ async def test_local_profile_answers_a_trivial_question(smollm2_dir: Path, tmp_p
     assert "paris" in result.content.lower(), result.content
     assert result.reasoning == ""
     assert result.finish_reason in ("stop", "length")
+
+
+def test_tiny_moe_build_is_deterministic_and_safe_to_race(tmp_path: Path) -> None:
+    pytest.importorskip("transformers", reason="building the tiny MoE needs the [local] extra")
+    import subprocess
+    import sys
+
+    from serving.local_models import CHECKSUM_FILE, verify_checksums
+
+    argv = [sys.executable, "-m", "serving.local_models", "build-tiny-moe"]
+    runs = [
+        subprocess.Popen([*argv, "--cache-dir", str(tmp_path / name)], stdout=subprocess.PIPE)
+        for name in ("a", "a", "b")  # two racing builders share cache "a"
+    ]
+    outputs = [run.communicate(timeout=600)[0].decode().strip() for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert outputs[0] == outputs[1]
+    folders = [Path(out.splitlines()[-1]) for out in outputs]
+    assert all(verify_checksums(folder) for folder in folders)
+    assert [
+        p.name for p in (tmp_path / "a" / "models").iterdir() if not p.name.startswith(".")
+    ] == [folders[0].name]
+    weights = [json.loads((f / CHECKSUM_FILE).read_text())["weights"] for f in folders]
+    assert weights[0] == weights[2]  # same recipe, separate builds: identical bytes

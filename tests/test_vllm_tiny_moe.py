@@ -7,6 +7,7 @@ stop strings end a completion, what usage and /metrics report.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -245,14 +246,14 @@ async def test_prefix_cache_reuse_when_the_prompt_grows(client: OpenAIClient) ->
     assert second.usage.cached_tokens == hits
 
 
-def test_launcher_reports_an_early_exit_with_the_log_tail(vllm_tiny_moe: str) -> None:
+async def test_launcher_reports_an_early_exit_with_the_log_tail(vllm_tiny_moe: str) -> None:
     # Depends on the session server only so the model folder is already built.
     from serving.profiles import get_profile
     from serving.vllm_launcher import LaunchError, VLLMServer
 
     server = VLLMServer(get_profile("tiny-moe"), extra_args=("--no-such-flag",))
     with pytest.raises(LaunchError) as info:
-        server.start(timeout=300)
+        await asyncio.to_thread(server.start, 300)
     assert "exited with code" in str(info.value)
     assert "no-such-flag" in str(info.value)  # vLLM's own complaint, from the log tail
     assert server.pid is None
