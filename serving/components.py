@@ -91,7 +91,9 @@ def build_retriever(settings: Settings) -> tuple[Retriever, str]:
 
 def agent_config(settings: Settings) -> AgentConfig:
     """Profile defaults for the agent side, then the server's budget maxima on top."""
-    values: dict[str, Any] = {}
+    from serving.agent_config import agent_config_for
+
+    profile = None
     if settings.profile:
         from serving.profiles import get_profile
 
@@ -99,21 +101,8 @@ def agent_config(settings: Settings) -> AgentConfig:
             profile = get_profile(settings.profile)
         except Exception as exc:  # UnknownProfileError names the known profiles
             raise SettingsError(str(exc)) from exc
-        for src, dst in (
-            ("protocol", "protocol"),
-            ("temperature", "temperature"),
-            ("top_p", "top_p"),
-            ("max_tokens_per_step", "max_tokens_per_step"),
-            ("thinking_budget", "thinking_tokens_per_step"),
-        ):
-            value = getattr(profile, src, None)
-            if value is not None:
-                values[dst] = value
-    for name in ("max_steps", "max_tool_calls", "max_total_tokens", "deadline_seconds", "top_k"):
-        value = getattr(settings, name)
-        if value is not None:
-            values[name] = value
-    return AgentConfig.model_validate(values)
+    budgets = ("max_steps", "max_tool_calls", "max_total_tokens", "deadline_seconds", "top_k")
+    return agent_config_for(profile, **{name: getattr(settings, name) for name in budgets})
 
 
 def model_name(settings: Settings) -> str | None:

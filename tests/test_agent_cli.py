@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
+from serving.agent_config import agent_config_for
 from serving.cli import app
-from serving.cli.ask_cmd import agent_config_for
 from serving.profiles import get_profile
 from tests.agent_support import call
 

@@ -12,7 +12,7 @@ from agent.config import RunOptions
 from agent.events import RunFinished, ToolCallEvent
 from agent.llm.client import OpenAIClient
 from agent.runner import ResearchAgent
-from serving.cli.ask_cmd import agent_config_for
+from serving.agent_config import agent_config_for
 from serving.profiles import get_profile
 from tests.agent_support import collect, finished, retriever
 from tests.fixtures.vllm_server import VLLM_START_TIMEOUT, require_vllm

@@ -15,30 +15,8 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
     from agent.evaluation.report import Report
     from agent.evaluation.session import EvalPlan
-    from serving.profiles import ModelProfile
-
-
-def _agent_config(profile: ModelProfile | None) -> AgentConfig:
-    from agent.config import AgentConfig
-
-    if profile is None:
-        return AgentConfig.model_validate({})
-    return AgentConfig.model_validate(
-        {
-            "protocol": profile.protocol,
-            "temperature": profile.temperature,
-            "top_p": profile.top_p,
-            "max_tokens_per_step": profile.max_tokens_per_step,
-            "context_length": profile.max_model_len,
-            "thinking_tokens_per_step": profile.thinking_budget or 2048,
-            "send_thinking_budget": bool(
-                profile.thinking_budget and profile.supports_thinking_budget
-            ),
-        }
-    )
 
 
 def _run_compare(a: Path, b: Path) -> None:
@@ -109,6 +87,8 @@ def evaluate(
         timeout=timeout,
         retrieval_only=retrieval_only,
     )
+    from serving.agent_config import agent_config_for
+
     with ExitStack() as stack:
         base_url = model
         chosen = None
@@ -116,7 +96,7 @@ def evaluate(
             from serving.profiles import get_profile
 
             chosen = get_profile(profile)
-        plan.agent_config = _agent_config(chosen)
+        plan.agent_config = agent_config_for(chosen)
         if not retrieval_only and base_url is None:
             if chosen is None or not chosen.is_local:
                 typer.echo("error: pass --model URL, or --profile local to start vLLM", err=True)
