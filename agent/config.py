@@ -41,6 +41,8 @@ class AgentConfig(BaseModel):
     # Retrieval and tools.
     top_k: int = Field(default=5, ge=1, le=50)
     parallel_tool_cap: int = Field(default=4, ge=1, le=32)
+    # Consecutive steps made only of already-searched queries before the run answers.
+    max_repeated_searches: int = Field(default=2, ge=1, le=50)
     enable_fetch_url: bool = False
     fetch_allow_hosts: tuple[str, ...] = ()
     fetch_max_bytes: int = Field(default=1_000_000, ge=1024)

@@ -168,6 +168,7 @@ class AgentState(TypedDict, total=False):
     query_cache: dict[str, list[int]]
     stop_reason: str | None
     overruns: int  # consecutive steps that produced no action
+    repeats: int  # consecutive steps that only repeated earlier searches
     result: RunResult | None
 
 

@@ -97,6 +97,22 @@ async def test_repeated_query_is_served_from_the_run_cache(scripted_model: Facto
     assert done.tool_calls == 2
 
 
+async def test_a_model_looping_on_one_query_is_stopped_and_answers(
+    scripted_model: Factory,
+) -> None:
+    looping = ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),))
+    server = scripted_model([looping, looping, looping, ScriptedTurn(content="Sylvania City [1].")])
+    agent = make_agent(server.base_url)
+    events = await collect(agent.run("Capital of Freedonia?", thread_id="t", run_id="r"))
+    await agent.aclose()
+    done = finished(events)
+    # One real search, one cached repeat, then the second repeat ends the search phase.
+    assert [e.cached for e in events if isinstance(e, ToolResultEvent)] == [False, True]
+    assert done.finalized_reason == "repeated_searches"
+    assert done.answer == "Sylvania City [1]." and [s.number for s in done.sources] == [1]
+    assert len(chat_requests(server)) == 4  # three search turns and the final answer call
+
+
 async def test_invalid_arguments_then_corrected(scripted_model: Factory) -> None:
     server = scripted_model(
         [

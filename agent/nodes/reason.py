@@ -7,13 +7,16 @@ observations when the prompt nears the context length. A turn with no usable act
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 
 from langchain_core.runnables import RunnableConfig
 
 from agent.events import ReasoningDelta
 from agent.nodes.common import NodeDeps, deadline_at, emit, exhausted, step_limits, usage_of
-from agent.state import AgentState, StepRecord
+from agent.state import AgentState, StepRecord, ToolCallRecord
+from agent.tools.search import normalise_query
 
 NUDGE_THINKING = (
     "You used this step's thinking budget. Stop thinking and act now: search for what you "
@@ -21,6 +24,21 @@ NUDGE_THINKING = (
 )
 NUDGE_EMPTY = "You gave neither an action nor an answer. Search for what you need, or answer."
 NUDGE_INVALID = "Your last action could not be used ({problem}). Reply with one valid action."
+
+
+def only_repeats(state: AgentState, actions: Sequence[ToolCallRecord]) -> bool:
+    """True when every requested call is a search this run has already made."""
+    cache = state.get("query_cache") or {}
+    for action in actions:
+        if action.name != "search":
+            return False
+        try:
+            query = json.loads(action.arguments).get("query")
+        except (ValueError, AttributeError):
+            return False
+        if not isinstance(query, str) or normalise_query(query) not in cache:
+            return False
+    return bool(actions)
 
 
 def make_reason(deps: NodeDeps):
@@ -69,9 +87,15 @@ def make_reason(deps: NodeDeps):
             if not limits.allow_tools:
                 update["stop_reason"] = "max_tool_calls"
                 return update
+            # Weak models loop on one query; the cache answers, but nothing new arrives.
+            repeats = state.get("repeats", 0) + 1 if only_repeats(state, turn.actions) else 0
+            if repeats >= deps.config.max_repeated_searches:
+                update["stop_reason"] = "repeated_searches"
+                return update
             update.update(transcript_update)
             update["pending"] = list(turn.actions)
             update["overruns"] = 0
+            update["repeats"] = repeats
             return update
         if turn.answer is not None:
             update.update(transcript_update)

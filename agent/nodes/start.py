@@ -20,6 +20,7 @@ def make_start(deps: NodeDeps):
             "query_cache": {},
             "stop_reason": None,
             "overruns": 0,
+            "repeats": 0,
             "result": None,
             "sources": dict(state.get("sources") or {}),
             "exchanges": [
