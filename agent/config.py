@@ -55,6 +55,9 @@ class AgentConfig(BaseModel):
     # Context management.
     observation_token_budget: int = Field(default=700, ge=32)
     context_length: int = Field(default=8192, ge=256)
+    # Share of the context our token estimate may fill: the estimate is tokenizer-free, and
+    # chat templates and tool schemas add tokens it does not see.
+    context_fill: float = Field(default=0.85, gt=0.2, le=1.0)
     # Sampling and wire details.
     temperature: float | None = None
     top_p: float | None = None
@@ -64,6 +67,11 @@ class AgentConfig(BaseModel):
     finalize_with_model: bool = True
     # Prompt slots replaced one at a time (see agent/prompts).
     prompts: dict[PromptSlot, str] = Field(default_factory=dict)
+
+    @property
+    def usable_context(self) -> int:
+        """Tokens (by our estimate) a prompt plus its completion may take."""
+        return int(self.context_length * self.context_fill)
 
 
 class RunOptions(BaseModel):

@@ -137,7 +137,7 @@ async def test_long_runs_compact_old_observations(scripted_model: Factory) -> No
     script = [ScriptedTurn(tool_calls=(call("search", query=q),)) for q in queries]
     script.append(ScriptedTurn(content="Brill [4]."))
     server = scripted_model(script)
-    config = AgentConfig(top_k=2, context_length=420, max_tokens_per_step=32)
+    config = AgentConfig(top_k=2, context_length=420, context_fill=1.0, max_tokens_per_step=32)
     agent = make_agent(server.base_url, config)
     done = finished(await collect(agent.run("q", thread_id="t", run_id="r")))
     await agent.aclose()
@@ -151,3 +151,23 @@ async def test_long_runs_compact_old_observations(scripted_model: Factory) -> No
     for r in server.requests:
         prompt = sum(estimate_tokens(m["content"] or "") + 4 for m in r.body["messages"])
         assert prompt + r.body["max_tokens"] <= config.context_length
+
+
+async def test_the_closing_call_after_a_budget_fits_the_context(scripted_model: Factory) -> None:
+    queries = ["capital of Freedonia", "Sylvania City river", "marmots"]
+    script = [ScriptedTurn(tool_calls=(call("search", query=q),)) for q in queries]
+    script.append(ScriptedTurn(content="Brill [4]."))
+    server = scripted_model(script)
+    # Small enough that the steps fit but the closing call (plus its instruction) would not.
+    config = AgentConfig(top_k=2, context_length=500, max_steps=3, max_tokens_per_step=32)
+    agent = make_agent(server.base_url, config)
+    done = finished(await collect(agent.run("q", thread_id="t", run_id="r")))
+    await agent.aclose()
+    assert done.finalized_reason == "max_steps" and done.answer == "Brill [4]."
+    steps = [r.body["messages"] for r in server.requests[:-1]]
+    assert not any("compacted" in (m["content"] or "") for msgs in steps for m in msgs)
+    closing = server.requests[-1].body
+    tools = [m["content"] for m in closing["messages"] if m["role"] == "tool"]
+    assert tools[0].startswith("[older observation compacted")
+    prompt = sum(estimate_tokens(m["content"] or "") + 4 for m in closing["messages"])
+    assert prompt + closing["max_tokens"] <= config.usable_context

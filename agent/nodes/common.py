@@ -67,7 +67,7 @@ def step_limits(deps: NodeDeps, state: AgentState, deadline: float) -> StepLimit
     remaining = b.max_total_tokens - usage_of(state).total_tokens
     wanted = b.thinking_tokens_per_step + deps.config.max_tokens_per_step
     # Prompt + max_tokens must fit the model's context or the server rejects the call.
-    room = deps.config.context_length - deps.protocol.context_size(state) - 32
+    room = deps.config.usable_context - deps.protocol.context_size(state) - 32
     return StepLimits(
         max_tokens=max(16, min(wanted, remaining, room)),
         thinking_tokens=b.thinking_tokens_per_step,

@@ -11,6 +11,7 @@ import logging
 
 from langchain_core.runnables import RunnableConfig
 
+from agent.context import estimate_tokens
 from agent.events import ReasoningDelta
 from agent.llm.errors import ModelError
 from agent.nodes.answer import conclude
@@ -49,17 +50,23 @@ def make_finalize(deps: NodeDeps):
         deadline = deadline_at(config)
         can_call = reason not in ("deadline", "max_total_tokens")
         if deps.config.finalize_with_model and can_call:
-            limits = step_limits(deps, state, deadline)
-            limits = type(limits)(
-                max_tokens=limits.max_tokens,
-                thinking_tokens=limits.thinking_tokens,
-                allow_tools=False,
-                deadline_at=deadline,
-            )
             instruction = fill(
                 deps.prompts.slot("finalize"),
                 reason=REASON_TEXT.get(reason, reason),
                 question=state.get("question", ""),
+            )
+            # The closing call must fit the context too, instruction included: compact old
+            # observations first, then give the answer whatever room is left.
+            asked = estimate_tokens(instruction) + 8
+            room = deps.config.usable_context - deps.config.max_tokens_per_step - asked - 32
+            if deps.protocol.context_size(state) > room:
+                state = {**state, **(deps.protocol.compact(state, room) or {})}
+            limits = step_limits(deps, state, deadline)
+            limits = type(limits)(
+                max_tokens=max(16, limits.max_tokens - asked),
+                thinking_tokens=limits.thinking_tokens,
+                allow_tools=False,
+                deadline_at=deadline,
             )
             run_id, step = state["run_id"], state.get("step", 0)
 

@@ -53,7 +53,7 @@ def make_reason(deps: NodeDeps):
         limits = step_limits(deps, state, deadline)
         update: AgentState = {"step": step}
         # Leave room for at least a visible step; compact old observations otherwise.
-        room = deps.config.context_length - deps.config.max_tokens_per_step - 32
+        room = deps.config.usable_context - deps.config.max_tokens_per_step - 32
         if protocol.context_size(state) > room:
             compacted = protocol.compact(state, room)
             if compacted:
