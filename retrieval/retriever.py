@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -101,7 +102,7 @@ class FaissRetriever:
         sparse = self._filtered(self.reader.bm25.search, query, depth, filters)
         by_id = {h.passage_id: h for h in dense + sparse}
         fused = rrf([[h.passage_id for h in dense], [h.passage_id for h in sparse]])
-        return [_rescore(by_id[pid], score) for pid, score in fused[:k]]
+        return [replace(by_id[pid], score=score) for pid, score in fused[:k]]
 
     def _dense(self, query: str, depth: int) -> list[tuple[int, float]]:
         assert self.embedder is not None
@@ -152,20 +153,6 @@ class FaissRetriever:
 
 def _no_filters(filters: SearchFilters | None) -> bool:
     return filters is None or (not filters.doc_ids and not filters.source_prefix)
-
-
-def _rescore(hit: Hit, score: float) -> Hit:
-    return Hit(
-        passage_id=hit.passage_id,
-        doc_id=hit.doc_id,
-        title=hit.title,
-        text=hit.text,
-        score=score,
-        source=hit.source,
-        start=hit.start,
-        end=hit.end,
-        ordinal=hit.ordinal,
-    )
 
 
 def load_retriever(
