@@ -30,6 +30,7 @@ def agent_config_for(profile: ModelProfile | None, **overrides: Any) -> AgentCon
             values["thinking_tokens_per_step"] = 64  # the model does not think
         if profile.is_local:
             # Small local models: search the question first and force an action.
-            values.update(retrieval_first=True, tool_choice="required")
+            # Measured on the dev file: multi-hop prefetch finds the second hop far more often.
+            values.update(retrieval_first=True, multihop_first=True, tool_choice="required")
     values.update({k: v for k, v in overrides.items() if v is not None})
     return AgentConfig.model_validate(values)
