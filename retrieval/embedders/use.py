@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders.base import check_batch_size, cpu_count, embed_batched
+from retrieval.embedders.base import LocalEmbedder, check_batch_size, cpu_count, embed_batched
 from retrieval.errors import EmbedderError
 from retrieval.types import Vectors
 
 
-class USEEmbedder:
+class USEEmbedder(LocalEmbedder):
     """Fast and multilingual but the weakest retriever of the packaged three."""
 
     def __init__(self, *, batch_size: int = 32, threads: int | None = None) -> None:
@@ -27,19 +27,8 @@ class USEEmbedder:
         # More BLAS threads than cores makes it ~15x slower (oversubscription).
         self._model: Any = USE(threads=threads or cpu_count())
         probe = np.asarray(self._model.encode(["probe"]), dtype=np.float32)
+        self._id = "use-multilingual-v3"
         self._dim = int(probe.shape[-1])
-
-    @property
-    def id(self) -> str:
-        return "use-multilingual-v3"
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def normalized(self) -> bool:
-        return True
 
     def _run(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self._model.encode(texts), dtype=np.float32)
