@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ActionProtocolName = Literal["tools", "json", "tags"]
+# "cited": a concise answer with [n] citations (the default). "short": the answer itself in a
+# few words on the first line, then the citations; benchmarks score the first line.
+AnswerStyle = Literal["cited", "short"]
 PromptSlot = Literal[
     "persona",
     "tool_guidance",
@@ -65,6 +68,7 @@ class AgentConfig(BaseModel):
     send_thinking_budget: bool = False  # pass `thinking_token_budget` to servers that accept it
     chat_template_kwargs: dict[str, object] | None = None
     finalize_with_model: bool = True
+    answer_style: AnswerStyle = "cited"
     # Prompt slots replaced one at a time (see agent/prompts).
     prompts: dict[PromptSlot, str] = Field(default_factory=dict)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,34 @@ def read_questions(
             if wanted is None or question.dataset in wanted:
                 questions.append(question)
     return questions
+
+
+def sample_questions(
+    questions: Sequence[EvalQuestion], n: int, *, seed: int = 0
+) -> list[EvalQuestion]:
+    """A seeded sample of `n` questions with each dataset's share kept, in file order.
+
+    The dev file is grouped by dataset, so its first N lines are one dataset only; this is
+    the small run that still says something about all three. Shares are rounded by largest
+    remainder, so the counts add up to exactly `n`.
+    """
+    if n < 1:
+        raise ValueError(f"sample size must be >= 1, got {n}")
+    if n >= len(questions):
+        return list(questions)
+    groups: dict[str, list[int]] = {}
+    for i, question in enumerate(questions):
+        groups.setdefault(question.dataset, []).append(i)
+    exact = {name: n * len(idx) / len(questions) for name, idx in groups.items()}
+    counts = {name: int(share) for name, share in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: (counts[name] - exact[name], name))
+    for name in by_remainder[: n - sum(counts.values())]:
+        counts[name] += 1
+    rng = random.Random(seed)
+    chosen: set[int] = set()
+    for name in sorted(groups):
+        chosen.update(rng.sample(groups[name], counts[name]))
+    return [questions[i] for i in sorted(chosen)]
 
 
 def pool_passages(questions: Iterable[EvalQuestion]) -> list[PooledPassage]:

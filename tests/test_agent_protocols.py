@@ -57,6 +57,33 @@ async def test_json_protocol_runs_the_same_loop(scripted_model: Factory) -> None
     assert third[-2]["content"].startswith("Result of search:\n[1] Freedonia")
 
 
+async def test_json_closing_answer_written_as_an_action_is_unwrapped(
+    scripted_model: Factory,
+) -> None:
+    search = action(action="search", query="capital of Freedonia")
+    closing = action(action="answer", answer="Sylvania City", citations=[1, 2])
+    server = scripted_model([ScriptedTurn(content=search), ScriptedTurn(content=closing)])
+    agent = make_agent(server.base_url, AgentConfig(protocol="json", top_k=2, max_steps=1))
+    done = finished(await collect(agent.run("Capital?", thread_id="t", run_id="r")))
+    await agent.aclose()
+    assert done.finalized_reason == "max_steps"
+    assert done.answer == "Sylvania City [1][2]"
+    assert [s.number for s in done.sources] == [1, 2]
+
+
+async def test_json_closing_search_action_falls_back_to_the_evidence(
+    scripted_model: Factory,
+) -> None:
+    search = action(action="search", query="capital of Freedonia")
+    server = scripted_model([ScriptedTurn(content=search), ScriptedTurn(content=search)])
+    agent = make_agent(server.base_url, AgentConfig(protocol="json", top_k=2, max_steps=1))
+    done = finished(await collect(agent.run("Capital?", thread_id="t", run_id="r")))
+    await agent.aclose()
+    assert done.finalized_reason == "max_steps"
+    assert done.answer.startswith("I could not finish the research")
+    assert "capital of Freedonia" not in done.answer.split("\n")[0]
+
+
 async def test_tags_protocol_grows_one_prompt(scripted_model: Factory) -> None:
     server = scripted_model(
         [

@@ -19,6 +19,7 @@ from corpora.multihop import (
     pool_passages,
     pooled_documents,
     read_questions,
+    sample_questions,
     write_pooled_jsonl,
 )
 from corpora.paths import EVAL_DIR_ENV, demo_corpus_dir, shared_eval_dir
@@ -281,3 +282,29 @@ def test_real_multihop_dev_file_loads_and_pools() -> None:
         gold = gold_ids(question)
         assert 2 <= len(gold) <= 4, question.id
         assert gold <= pool_ids
+
+
+def _questions(counts: dict[str, int]) -> list[EvalQuestion]:
+    return [
+        EvalQuestion(id=f"{name}-{i}", dataset=name, question="?", answers=("a",), passages=())
+        for name, n in counts.items()
+        for i in range(n)
+    ]
+
+
+def test_sample_keeps_dataset_shares_and_file_order() -> None:
+    questions = _questions({"hotpotqa": 337, "2wikimultihopqa": 205, "musique": 103})
+    sample = sample_questions(questions, 60, seed=1)
+    assert len(sample) == 60
+    assert Counter(q.dataset for q in sample) == {
+        "hotpotqa": 31,  # 31.35
+        "2wikimultihopqa": 19,  # 19.07
+        "musique": 10,  # 9.58: the largest remainder gets the spare question
+    }
+    order = {q.id: i for i, q in enumerate(questions)}
+    assert [order[q.id] for q in sample] == sorted(order[q.id] for q in sample)
+    assert sample_questions(questions, 60, seed=1) == sample  # seeded: repeatable
+    assert sample_questions(questions, 60, seed=2) != sample
+    assert sample_questions(questions, 1000) == questions
+    with pytest.raises(ValueError, match="sample size"):
+        sample_questions(questions, 0)

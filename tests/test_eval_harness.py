@@ -15,7 +15,7 @@ import pytest
 from agent.evaluation.compare import compare_runs, render_comparison
 from agent.evaluation.records import read_results
 from agent.evaluation.report import MetricRow, Report
-from agent.evaluation.session import EvalPlan, run_evaluation
+from agent.evaluation.session import EvalPlan, EvalUsageError, run_evaluation
 from agent.llm.client import OpenAIClient
 from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.fixtures.indexes import HashEmbedder
@@ -144,6 +144,10 @@ async def test_known_scores_come_out(tmp_path: Path, scripted_model: Factory) ->
     assert len(results) == 9
     kazoo = next(r for r in results if r.method == "rag" and r.id == "q-kazoo")
     assert kazoo.prediction == "Tessel River" and kazoo.em == 1.0
+    assert kazoo.answer == "Tessel River."  # the full reply is kept beside its scored span
+    # The agent is asked for a short first line, like closed-book and rag.
+    agent_system = next(r for r in server.requests if r.body.get("tools")).body["messages"][0]
+    assert "answer itself on the first line" in agent_system["content"]
     assert len(kazoo.gold) == 2 and set(kazoo.gold) <= set(kazoo.retrieved)
 
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
@@ -152,6 +156,18 @@ async def test_known_scores_come_out(tmp_path: Path, scripted_model: Factory) ->
     assert "## Retrieval only" in md and "multihop(hybrid)" in md
     parsed = Report.model_validate_json((tmp_path / "out" / "report.json").read_text())
     assert parsed.rows == report.rows
+
+
+async def test_sample_draws_across_datasets(tmp_path: Path, scripted_model: Factory) -> None:
+    server = scripted_model(script)
+    dataset = write_dataset(tmp_path / "tiny.jsonl")
+    out = tmp_path / "out"
+    report = await run(plan(dataset, out, methods=("rag",), sample=2, seed=0), server)
+    assert report.questions == 2
+    # Shares tie at 2/3 each; ties go by dataset name, so MuSiQue is left out.
+    assert {r.dataset for r in report.rows} == {"all", "2wikimultihopqa", "hotpotqa"}
+    with pytest.raises(EvalUsageError, match="not both"):
+        await run(plan(dataset, out, methods=("rag",), sample=2, limit=2), server)
 
 
 async def test_resume_does_not_ask_finished_questions_again(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.evaluation.compare import ComparisonError, paired_bootstrap
+from agent.evaluation.methods import short_answer
 from agent.evaluation.metrics import (
     all_gold,
     all_gold_at_k,
@@ -112,3 +113,23 @@ def test_paired_bootstrap_uses_shared_ids_only() -> None:
     assert result.n == 1 and result.diff == 0.0
     with pytest.raises(ComparisonError, match="share no question ids"):
         paired_bootstrap({"a": 1.0}, {"b": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("Paris [1]\nParis is the capital of France [1][2].", "Paris"),
+        ("<think>Maybe Lyon?</think>\nParis.", "Paris"),
+        ("Answer: Chief of Protocol [3]", "Chief of Protocol"),
+        ("The answer is: 1986 to 2013", "1986 to 2013"),
+        ("The answer is no.", "no"),
+        ("[n] Sullivan County (multihop:edf37d2e73f40c95)", "Sullivan County"),
+        ("El Paso (IATA: ELP)", "El Paso (IATA: ELP)"),
+        ("The best answer to the question is:\n\nAnimorphs [2]", "Animorphs"),
+        ("The best answer is:", "The best answer is:"),  # nothing follows: kept, scored 0
+        ("Answers vary by source", "Answers vary by source"),  # not an answer prefix
+        ("", ""),
+    ],
+)
+def test_short_answer_takes_the_scoreable_span(reply: str, expected: str) -> None:
+    assert short_answer(reply) == expected

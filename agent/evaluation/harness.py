@@ -46,6 +46,7 @@ def score(
         question=question.question,
         answers=list(question.answers),
         prediction=output.prediction,
+        answer=output.answer or None,
         em=exact_match(output.prediction, question.answers),
         f1=token_f1(output.prediction, question.answers),
         gold=gold,

@@ -32,13 +32,19 @@ RAG_USER = (
 CLOSED_BOOK_USER = "Question: {question}\nAnswer with a few words only."
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
-_CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_ANSWER_PREFIX = re.compile(r"^(final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
+# Citation marks, "[n]" copied from the instructions, and source ids copied from passage
+# headers ("Title (multihop:ab12...)") are not part of an answer.
+_CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*|n)\]|\s*\([a-z][\w+.-]*:[^\s()]+\)")
+_ANSWER_PREFIX = re.compile(
+    r"^(?:the\s+)?(?:final\s+|short\s+)?answer(?:\s+is\s*[:\-]?|\s*[:\-])\s*",
+    re.IGNORECASE,
+)
 
 
 @dataclass(slots=True)
 class MethodOutput:
     prediction: str
+    answer: str = ""  # the full reply the prediction was cut from
     retrieved: list[str] = field(default_factory=list)  # doc ids, first-seen order
     cited: list[str] = field(default_factory=list)
     steps: int = 0
@@ -56,10 +62,15 @@ class Method(Protocol):
 
 
 def short_answer(text: str) -> str:
-    """The scoreable span of a model reply: no reasoning, no citation marks, first line."""
+    """The scoreable span of a model reply: no reasoning, no citation marks, first line.
+
+    A lead-in line ("The answer to ... is:") is skipped when a line follows it.
+    """
     text = _THINK.sub("", text).strip()
     text = _CITATION.sub("", text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    while len(lines) > 1 and lines[0].endswith(":"):
+        lines.pop(0)
     first = lines[0] if lines else ""
     return _ANSWER_PREFIX.sub("", first).strip().rstrip(".").strip()
 
@@ -104,7 +115,12 @@ class ClosedBook:
             temperature=self.temperature,
         )
         result = await self.model.chat(request)
-        return MethodOutput(prediction=short_answer(result.content), steps=1, usage=result.usage)
+        return MethodOutput(
+            prediction=short_answer(result.content),
+            answer=result.content,
+            steps=1,
+            usage=result.usage,
+        )
 
 
 @dataclass(slots=True)
@@ -129,6 +145,7 @@ class Rag:
         result = await self.model.chat(request)
         return MethodOutput(
             prediction=short_answer(result.content),
+            answer=result.content,
             retrieved=_unique([h.doc_id for h in hits]),
             steps=1,
             searches=1,
@@ -162,6 +179,7 @@ class AgentMethod:
                     retrieved.extend(hit.doc_id for hit in event.hits)
                 elif isinstance(event, RunFinished):
                     out.prediction = short_answer(event.answer)
+                    out.answer = event.answer
                     out.cited = _unique([s.doc_id for s in event.sources])
                     out.steps = event.steps
                     out.finalized_reason = event.finalized_reason

@@ -20,6 +20,7 @@ class QuestionResult(BaseModel):
     question: str
     answers: list[str]
     prediction: str = ""
+    answer: str | None = None  # the full reply (the prediction is its scoreable span)
     em: float = 0.0
     f1: float = 0.0
     gold: list[str] = []

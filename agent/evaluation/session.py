@@ -18,11 +18,11 @@ from agent.evaluation.methods import AgentMethod, ClosedBook, Method, Rag
 from agent.evaluation.records import QuestionResult
 from agent.evaluation.report import Report, aggregate, render_markdown
 from agent.evaluation.retrieval_rows import RetrievalRow, evaluate_retrieval
-from corpora.multihop import EvalQuestion, read_questions
+from corpora.multihop import EvalQuestion, read_questions, sample_questions
 from retrieval.types import Embedder, Retriever
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
+    from agent.config import AgentConfig, AnswerStyle
     from agent.llm.types import ReasoningModel
     from retrieval.job_types import JobProgress
 
@@ -41,8 +41,10 @@ class EvalPlan:
     dataset: Path
     out_dir: Path
     methods: tuple[str, ...] = ALL_METHODS
-    limit: int | None = None
-    full_corpus: bool = False  # with a limit, still pool every question's passages
+    limit: int | None = None  # the first N questions
+    sample: int | None = None  # or N questions drawn per dataset share (seeded)
+    seed: int = 0
+    full_corpus: bool = False  # with a limit or sample, still pool every question's passages
     embedder_spec: str | None = None
     embedder: Embedder | None = None  # an already-built embedder (tests); wins over the spec
     index_dir: Path | None = None
@@ -53,6 +55,9 @@ class EvalPlan:
     retrieval_only: bool = False
     retrieval_rows: bool = True
     agent_config: AgentConfig | None = None
+    # The agent is asked for the answer in a few words on its first line, as closed-book and
+    # rag are; "cited" keeps the service's default answer (a sentence with citations).
+    answer_style: AnswerStyle = "short"
     model_label: str | None = None
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -77,9 +82,19 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
+def select_questions(plan: EvalPlan) -> list[EvalQuestion]:
+    """The questions this run evaluates: all, the first `limit`, or a stratified sample."""
+    if plan.limit is not None and plan.sample is not None:
+        raise EvalUsageError("pass --limit N (first N questions) or --sample N, not both")
+    if plan.sample is None:
+        return read_questions(plan.dataset, limit=plan.limit)
+    return sample_questions(read_questions(plan.dataset), plan.sample, seed=plan.seed)
+
+
 def corpus_questions(plan: EvalPlan, questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
     """Whose passages form the corpus: the evaluated questions, or all with --full-corpus."""
-    if plan.limit is None or not plan.full_corpus:
+    subset = plan.limit is not None or plan.sample is not None
+    if not subset or not plan.full_corpus:
         return list(questions)
     return read_questions(plan.dataset)
 
@@ -122,6 +137,7 @@ def make_methods(
             from agent.config import AgentConfig
 
             config = plan.agent_config or AgentConfig.model_validate({})
+            config = config.model_copy(update={"answer_style": plan.answer_style})
             out.append(AgentMethod(model, retrievers["hybrid"], config))
     return out
 
@@ -156,7 +172,7 @@ async def run_evaluation(
 
     hooks = hooks or EvalHooks()
     methods = () if plan.retrieval_only else check_methods(plan.methods)
-    questions = read_questions(plan.dataset, limit=plan.limit)
+    questions = select_questions(plan)
     if not questions:
         raise EvalUsageError(f"{plan.dataset} holds no questions; check the file and --limit")
     plan.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Prompts as package data with named slots; a config overrides one slot at a time.
 
 Slots: persona, tool_guidance (one default per action protocol), answer_format,
-finalize, condense, plan, tags_template. `{{name}}` marks a value filled at run time.
+finalize (one default per answer style), condense, plan, tags_template. `{{name}}` marks a
+value filled at run time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from functools import cache
 from importlib import resources
 
 from agent.config import AgentConfig, PromptSlot
+
+_STYLED = frozenset({"answer_format", "finalize"})
 
 
 @cache
@@ -35,6 +38,8 @@ class Prompts:
             return override
         if name == "tool_guidance":
             return _packaged(f"tool_guidance.{self._config.protocol}.md")
+        if name in _STYLED and self._config.answer_style != "cited":
+            return _packaged(f"{name}.{self._config.answer_style}.md")
         return _packaged(f"{name}.md")
 
     def system(self, tools_text: str) -> str:

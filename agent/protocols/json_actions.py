@@ -20,7 +20,14 @@ from agent.protocols.base import (
     stream_chat_turn,
 )
 from agent.protocols.chat import ChatTranscript
-from agent.state import AgentState, AnswerDraft, ChatTurn, ToolCallRecord, ToolResultRecord
+from agent.state import (
+    AgentState,
+    AnswerDraft,
+    ChatTurn,
+    ToolCallRecord,
+    ToolResultRecord,
+    UsageRecord,
+)
 from agent.tools.answer import AnswerArgs
 from agent.tools.base import action_branch, parameters_schema
 
@@ -87,6 +94,13 @@ class JsonActionProtocol(ChatTranscript):
         update = self._assistant(state, raw)
         return ModelTurn(s.reasoning, s.content, (call,), usage=s.usage), update
 
+    async def free_text(
+        self, state: AgentState, instruction: str, limits: StepLimits, emit: EmitText
+    ) -> tuple[str, UsageRecord]:
+        """The closing answer; a model trained on our actions may still write one as JSON."""
+        text, usage = await super().free_text(state, instruction, limits, emit)
+        return _unwrap_action(text), usage
+
     def _assistant(self, state: AgentState, content: str) -> AgentState:
         turn = ChatTurn(role="assistant", content=content, kind="action")
         return {"transcript": [*state.get("transcript", []), turn]}
@@ -102,3 +116,23 @@ class JsonActionProtocol(ChatTranscript):
         text = "\n\n".join(f"Result of {r.name}:\n{r.observation}" for r in results)
         turn = ChatTurn(role="user", content=text, kind="observation")
         return {"transcript": [*state.get("transcript", []), turn]}
+
+
+def _unwrap_action(text: str) -> str:
+    """An answer action becomes its text with citation marks; another action is no answer."""
+    raw = _FENCE_RE.sub("", text.strip())
+    if not raw.startswith("{"):
+        return text
+    try:
+        action = json.loads(raw)
+    except json.JSONDecodeError:
+        return text
+    if not isinstance(action, dict) or not isinstance(action.get("action"), str):
+        return text
+    answer = action.get("answer")
+    if action["action"] != "answer" or not isinstance(answer, str):
+        return ""
+    cites = action.get("citations")
+    numbers = [n for n in cites if isinstance(n, int)] if isinstance(cites, list) else []
+    marks = "".join(f"[{n}]" for n in numbers if f"[{n}]" not in answer)
+    return f"{answer.strip()} {marks}".strip()

@@ -1,8 +1,9 @@
 """`thinkrag eval`: answer quality and multi-hop retrieval on an eval-format jsonl file.
 
-With `--limit N` the corpus pools only the passages of the N evaluated questions (a
-smaller, faster index: CI uses this); `--full-corpus` pools every question of the file,
-the standard open-corpus setting the README's tables use.
+With `--limit N` (the first N questions) or `--sample N` (N questions keeping each dataset's
+share) the corpus pools only the passages of the evaluated questions (a smaller, faster
+index: CI uses this); `--full-corpus` pools every question of the file, the standard
+open-corpus setting the README's tables use.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 if TYPE_CHECKING:
+    from agent.config import AnswerStyle
     from agent.evaluation.report import Report
     from agent.evaluation.session import EvalPlan
 
@@ -32,6 +34,10 @@ def _run_compare(a: Path, b: Path) -> None:
 def evaluate(
     dataset: Path | None = typer.Argument(None, help="Eval-format jsonl (see the README)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="First N questions only."),
+    sample: int | None = typer.Option(
+        None, "--sample", min=1, help="N questions drawn per dataset share (see --seed)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
     profile: str | None = typer.Option(None, "--profile", help="Model profile, e.g. local."),
     model: str | None = typer.Option(None, "--model", help="OpenAI base URL ending in /v1."),
     model_name: str | None = typer.Option(None, "--model-name", help="Model id at --model."),
@@ -47,7 +53,10 @@ def evaluate(
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="No model rows."),
     embedder: str | None = typer.Option(None, "--embedder", help="Embedder spec for the index."),
     full_corpus: bool = typer.Option(
-        False, "--full-corpus", help="With --limit, still pool every question's passages."
+        False, "--full-corpus", help="With --limit/--sample, pool every question's passages."
+    ),
+    answer_style: str = typer.Option(
+        "short", "--answer-style", help="Agent answers: short (scored first line) or cited."
     ),
     top_k: int = typer.Option(5, "--top-k", min=1, max=10, help="Passages shown to rag."),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds per question and method."),
@@ -71,6 +80,12 @@ def evaluate(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if limit is not None and sample is not None:
+        typer.echo("error: pass --limit N (first N questions) or --sample N, not both", err=True)
+        raise typer.Exit(2)
+    if answer_style not in ("short", "cited"):
+        typer.echo(f"error: --answer-style {answer_style!r}: choose short or cited", err=True)
+        raise typer.Exit(2)
     if model and profile and profile != "local":
         typer.echo("note: --model given; the profile only sets agent options", err=True)
     plan = EvalPlan(
@@ -78,6 +93,9 @@ def evaluate(
         out_dir=out,
         methods=methods,
         limit=limit,
+        sample=sample,
+        seed=seed,
+        answer_style=cast("AnswerStyle", answer_style),
         full_corpus=full_corpus,
         embedder_spec=embedder,
         index_dir=index,
