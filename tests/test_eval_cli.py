@@ -1,7 +1,8 @@
 """`thinkrag eval` on the real dev file with the local vLLM model (CI's small --limit run).
 
-With `--limit 3` the corpus pools only those three questions' passages (about 30), so the
-index builds in seconds even on two shared cores; `--embedder minilm-int8` keeps it cheap.
+`--sample 3` draws one question from each dataset (the file's first lines are all HotpotQA)
+and the corpus pools only their passages (about 40), so the index builds in seconds even on
+two shared cores; `--embedder minilm-int8` keeps it cheap.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def test_eval_all_methods_on_three_dev_questions(tmp_path: Path) -> None:
         str(DEV),
         "--method",
         "all",
-        "--limit",
+        "--sample",
         "3",
         "--profile",
         "local",
@@ -61,6 +62,8 @@ def test_eval_all_methods_on_three_dev_questions(tmp_path: Path) -> None:
     overall = {r.method: r for r in report.rows if r.dataset == "all"}
     assert set(overall) == {"closed-book", "rag", "rag-multihop", "agent"}
     assert all(row.n == 3 for row in overall.values())
+    datasets = {r.dataset for r in report.rows if r.method == "agent"} - {"all"}
+    assert datasets == {"hotpotqa", "2wikimultihopqa", "musique"}
     assert overall["rag"].searches == 1.0 and overall["rag"].supporting_recall is not None
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 12

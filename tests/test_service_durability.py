@@ -109,8 +109,18 @@ def test_model_server_stopped_mid_run(tmp_path: Path, scripted_model: ModelFacto
         assert httpx.get(server.url + "/healthz").status_code == 200  # service stays up
         ready = httpx.get(server.url + "/readyz")
         assert ready.status_code == 503 and "cannot reach" in ready.json()["checks"]["model"]
+        # The model comes back at the same address: the resumed run finishes from its
+        # checkpoint and the service is ready again.
+        model.start(port=int(model.base_url.rsplit(":", 1)[1].split("/")[0]))
         again = httpx.post(f"{server.url}/v1/runs/{run_id}/resume")
         assert again.status_code == 202 and again.json()["status"] == "pending"
+        with httpx.stream("GET", f"{server.url}/v1/runs/{run_id}/events", timeout=60) as r:
+            resumed = list(sse_events(r.iter_lines()))
+        assert resumed[-1][0] == "end"
+        run = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
+        assert run["status"] == "success", run
+        assert [e for e, _, _ in resumed][-2:] == ["run_finished", "end"]
+        assert httpx.get(server.url + "/readyz").status_code == 200
 
 
 def test_stalled_readers_do_not_hold_the_run_back(

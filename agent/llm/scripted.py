@@ -159,8 +159,10 @@ class ScriptedModelServer:
             )
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> str:
-        """Bind a free loopback port, serve in a thread, and return `http://127.0.0.1:P/v1`."""
+    def start(self, timeout: float = 10.0, *, port: int = 0) -> str:
+        """Bind a loopback port (a free one unless given), serve in a thread, and return
+        `http://127.0.0.1:P/v1`. Passing the old port after `stop()` brings the same URL
+        back, as a restarted model server would."""
         if self._thread is not None:
             return self.base_url
         import uvicorn
@@ -169,7 +171,7 @@ class ScriptedModelServer:
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             build_app(self),
