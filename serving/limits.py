@@ -77,33 +77,32 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None:
+            # The server holds the body to its declared length, so the header is enough.
+            if declared.isdigit() and int(declared) > self.max_bytes:
                 await self._reject(send)
                 return
+            await self.app(scope, receive, send)
+            return
+        # A chunked body has no declared size: read it here (it is at most max_bytes) and
+        # answer 413 before the app sees it, since frameworks turn a failing receive into 400.
+        messages: list[Message] = []
         seen = 0
-        started = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        class _TooLarge(Exception):
-            pass
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except _TooLarge:
-            if not started:
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
                 await self._reject(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
+
+        async def replaying_receive() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replaying_receive, send)

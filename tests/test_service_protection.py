@@ -14,6 +14,7 @@ from serving.settings import Settings, SettingsError
 from tests.test_service_support import ModelFactory, ThreadServer, research_turn, service_settings
 
 Q = {"model": "thinkrag-research", "messages": [{"role": "user", "content": "capital?"}]}
+JSON = {"content-type": "application/json"}
 
 
 def test_refuses_public_host_without_keys(tmp_path: Path) -> None:
@@ -64,6 +65,12 @@ def test_error_statuses(tmp_path: Path, scripted_model: ModelFactory) -> None:
         # 413: body too large
         r = httpx.post(url + "/v1/search", json={"query": "x" * 5000})
         assert r.status_code == 413 and r.json()["error"]["type"] == "payload_too_large"
+        # ...also when the body is chunked and declares no size; a small chunked body passes
+        big = iter([b'{"query": "', b"x" * 5000, b'"}'])
+        r = httpx.post(url + "/v1/search", content=big, headers=JSON)
+        assert r.status_code == 413 and r.json()["error"]["type"] == "payload_too_large"
+        small = iter([b'{"query": ', b'"capital"}'])
+        assert httpx.post(url + "/v1/search", content=small, headers=JSON).status_code == 200
         # 422: names the field and the reason
         r = httpx.post(url + "/v1/search", json={"query": "capital", "k": 0})
         body = r.json()
