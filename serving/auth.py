@@ -4,7 +4,9 @@ With no keys configured the service is open, which `Settings.check_exposure` all
 on a loopback address (or when an operator explicitly says a proxy authenticates). Keys
 arrive as `Authorization: Bearer <key>` (OpenAI clients, curl) or `x-api-key: <key>`
 (the langgraph-sdk client). A caller is identified by a short hash of its key, never the
-key itself, so logs and metrics stay secret-free.
+key itself, so logs, metrics and the database stay secret-free. That key id also owns the
+threads and runs the caller creates: with keys configured, each key sees only its own (so
+retiring a key retires access to what it created).
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ from serving.errors import UnauthorizedError
 @dataclass(frozen=True, slots=True)
 class Principal:
     key_id: str  # "key:<hash prefix>" or, with auth off, "ip:<client address>"
+    authenticated: bool = False  # True when the service checks keys
+
+    def owns(self, owner: str) -> bool:
+        """Whether this caller may see a thread or run recorded with `owner`.
+
+        With auth off the service is one shared space, as it always was; with keys, a key
+        sees only what it created (old rows no key could be traced to have owner `''`).
+        """
+        return not self.authenticated or owner == self.key_id
+
+    @property
+    def scope(self) -> str | None:
+        """The owner a listing filters on: this key's id, or None (everything) with auth off."""
+        return self.key_id if self.authenticated else None
 
 
 class Authenticator:
@@ -57,4 +73,6 @@ class Authenticator:
                 "the API key is not valid: check it against the server's THINKRAG_API_KEYS",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        return Principal(key_id="key:" + hashlib.sha256(candidate).hexdigest()[:12])
+        return Principal(
+            key_id="key:" + hashlib.sha256(candidate).hexdigest()[:12], authenticated=True
+        )

@@ -7,6 +7,11 @@ a killed process (the case we design for); an OS crash may lose the last commits
 
 One connection, used only from the event loop's thread: statements are short, and a
 single writer avoids SQLite lock contention.
+
+Threads and runs record their `owner` (the creating API key's id, see `serving/auth.py`);
+the routes filter on it. The schema is versioned with `PRAGMA user_version`: `_SCHEMA` is
+version 0 and each `_MIGRATIONS` entry moves a database one version up, so a database
+written by an older release opens and keeps its rows.
 """
 
 from __future__ import annotations
@@ -70,6 +75,21 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 """
 
+# Entry i takes a database from version i to i + 1, in one transaction.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: threads belong to the key that created them; older rows get '' (nobody's key)
+    # unless their runs name a single key.
+    (
+        "ALTER TABLE threads ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS threads_by_owner ON threads (owner, temporary, created_at)",
+        # Runs always recorded their key: a thread whose runs all share one takes it.
+        "UPDATE threads SET owner = (SELECT min(owner) FROM runs WHERE runs.thread_id ="
+        " threads.thread_id) WHERE (SELECT count(DISTINCT owner) FROM runs WHERE"
+        " runs.thread_id = threads.thread_id) = 1",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
 JsonObject = dict[str, JsonValue]
 
 
@@ -81,6 +101,7 @@ class ThreadRecord:
     metadata: JsonObject
     state: JsonObject  # the thread's current values: {"messages": [...], "sources": [...]}
     temporary: bool
+    owner: str  # the creating key's id; '' for threads from before owners were recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +154,7 @@ def _obj(text: str) -> JsonObject:
 
 class Store:
     def __init__(self, path: Path) -> None:
+        self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -140,43 +162,68 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
+        except StoreError:
+            self._db.close()
+            raise
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open the service database {path}: {exc}; point THINKRAG_DB_PATH "
                 "at a writable file"
             ) from exc
-        self.path = path
+
+    def _migrate(self) -> None:
+        """Apply the migrations this database lacks, each with its version bump, atomically."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once migrate once
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the service database {self.path} has schema version {version}, newer "
+                    f"than this release's {SCHEMA_VERSION}; upgrade thinkrag or point "
+                    "THINKRAG_DB_PATH at another file"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target - 1]:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {target}")
 
     def close(self) -> None:
         self._db.close()
 
     # Threads -------------------------------------------------------------------------
     def create_thread(
-        self, thread_id: str, metadata: JsonObject, *, temporary: bool = False
+        self, thread_id: str, metadata: JsonObject, *, owner: str, temporary: bool = False
     ) -> ThreadRecord:
         now = time.time()
         self._db.execute(
-            "INSERT INTO threads (thread_id, created_at, updated_at, metadata, state, temporary)"
-            " VALUES (?, ?, ?, ?, '{}', ?)",
-            (thread_id, now, now, json.dumps(metadata), int(temporary)),
+            "INSERT INTO threads (thread_id, created_at, updated_at, metadata, state, temporary,"
+            " owner) VALUES (?, ?, ?, ?, '{}', ?, ?)",
+            (thread_id, now, now, json.dumps(metadata), int(temporary), owner),
         )
-        return ThreadRecord(thread_id, now, now, metadata, {}, temporary)
+        return ThreadRecord(thread_id, now, now, metadata, {}, temporary, owner)
 
     def get_thread(self, thread_id: str) -> ThreadRecord | None:
         row = self._db.execute(
-            "SELECT thread_id, created_at, updated_at, metadata, state, temporary FROM threads"
-            " WHERE thread_id = ?",
+            "SELECT thread_id, created_at, updated_at, metadata, state, temporary, owner"
+            " FROM threads WHERE thread_id = ?",
             (thread_id,),
         ).fetchone()
         if row is None:
             return None
-        return ThreadRecord(row[0], row[1], row[2], _obj(row[3]), _obj(row[4]), bool(row[5]))
+        return ThreadRecord(
+            row[0], row[1], row[2], _obj(row[3]), _obj(row[4]), bool(row[5]), row[6]
+        )
 
-    def search_threads(self, *, limit: int, offset: int) -> list[ThreadRecord]:
+    def search_threads(self, *, owner: str | None, limit: int, offset: int) -> list[ThreadRecord]:
+        """Kept (non-temporary) threads, newest first; only `owner`'s unless it is None."""
+        sql = "SELECT thread_id FROM threads WHERE temporary = 0"
+        args: list[object] = []
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
         rows = self._db.execute(
-            "SELECT thread_id FROM threads WHERE temporary = 0 ORDER BY created_at DESC"
-            " LIMIT ? OFFSET ?",
-            (limit, offset),
+            sql + " ORDER BY created_at DESC LIMIT ? OFFSET ?", [*args, limit, offset]
         ).fetchall()
         return [t for (tid,) in rows if (t := self.get_thread(tid)) is not None]
 
@@ -283,13 +330,23 @@ class Store:
         return None if row is None else self._run(row)
 
     def list_runs(
-        self, thread_id: str, *, limit: int, offset: int, status: str | None = None
+        self,
+        thread_id: str,
+        *,
+        limit: int,
+        offset: int,
+        status: str | None = None,
+        owner: str | None = None,
     ) -> list[RunRecord]:
+        """A thread's runs, newest first; only `owner`'s unless it is None."""
         sql = f"SELECT {self._RUN_COLUMNS} FROM runs WHERE thread_id = ?"
         args: list[object] = [thread_id]
         if status:
             sql += " AND status = ?"
             args.append(status)
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
         sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
         args += [limit, offset]
         return [self._run(r) for r in self._db.execute(sql, args).fetchall()]

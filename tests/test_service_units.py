@@ -40,7 +40,7 @@ def test_loopback_detection() -> None:
 
 def test_store_numbers_events_and_survives_reopen(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
-    store.create_thread("t", {"k": "v"})
+    store.create_thread("t", {"k": "v"}, owner="o")
     store.create_run(
         run_id="r", thread_id="t", assistant_id="research", question="q", options={},
         metadata={}, owner="o", base_state={}, stream_modes=["custom"],

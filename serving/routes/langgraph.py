@@ -6,6 +6,9 @@ last). Every frame has an id `"<seq>.<k>"`, and stream responses carry a `Locati
 to rejoin, so the SDK's own reconnect (and `join_stream(last_event_id=...)`) resumes
 without losing or repeating a frame. Stateless runs (`/runs/...`) use a temporary
 thread that is kept unless `on_completion="delete"`.
+
+With API keys configured, threads and runs belong to the key that created them: another
+key gets the same 404 as for an id that never existed, and searches list only its own.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ from serving.protocol import (
     ThreadSearch,
     ThreadStateOut,
 )
-from serving.routes.deps import principal, services
+from serving.routes.deps import principal, services, thread_id_taken, visible_thread
 from serving.routes.views import iso, run_out, state_out, thread_out
 from serving.sse import KEEPALIVE, json_frame, parse_event_id, sse_response
-from serving.store import RunRecord
+from serving.store import RunRecord, ThreadRecord
 
 router = APIRouter(dependencies=[Depends(principal)])
 ASSISTANT_ID = "research"
@@ -74,43 +77,58 @@ async def get_assistant(assistant_id: str, request: Request) -> Assistant:
     return _assistant(svc)
 
 
-def _thread(svc: Services, thread_id: str) -> ThreadOut:
-    thread = svc.store.get_thread(thread_id)
+def _owned(svc: Services, who: Principal, thread_id: str) -> ThreadRecord:
+    thread = visible_thread(svc, who, thread_id)
     if thread is None:
         raise NotFoundError(f"thread {thread_id} does not exist; create it with POST /threads")
+    return thread
+
+
+def _thread(svc: Services, who: Principal, thread_id: str) -> ThreadOut:
+    thread = _owned(svc, who, thread_id)
     return thread_out(thread, busy=svc.store.active_runs_on_thread(thread_id) > 0)
 
 
 @router.post("/threads", response_model=ThreadOut)
-async def create_thread(body: ThreadCreate, request: Request) -> ThreadOut:
+async def create_thread(
+    body: ThreadCreate, request: Request, who: Principal = Depends(principal)
+) -> ThreadOut:
     svc = services(request)
     thread_id = body.thread_id or str(uuid.uuid4())
-    if svc.store.get_thread(thread_id) is not None:
+    if (existing := svc.store.get_thread(thread_id)) is not None:
+        if not who.owns(existing.owner):
+            raise thread_id_taken(thread_id)
         if body.if_exists == "do_nothing":
-            return _thread(svc, thread_id)
+            return _thread(svc, who, thread_id)
         raise ConflictError(
             f"thread {thread_id} already exists; pick another id or send if_exists='do_nothing'"
         )
-    svc.store.create_thread(thread_id, body.metadata)
-    return _thread(svc, thread_id)
+    svc.store.create_thread(thread_id, body.metadata, owner=who.key_id)
+    return _thread(svc, who, thread_id)
 
 
 @router.post("/threads/search", response_model=list[ThreadOut])
-async def search_threads(body: ThreadSearch, request: Request) -> list[ThreadOut]:
+async def search_threads(
+    body: ThreadSearch, request: Request, who: Principal = Depends(principal)
+) -> list[ThreadOut]:
     svc = services(request)
-    found = svc.store.search_threads(limit=body.limit, offset=body.offset)
+    found = svc.store.search_threads(owner=who.scope, limit=body.limit, offset=body.offset)
     return [thread_out(t, svc.store.active_runs_on_thread(t.thread_id) > 0) for t in found]
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
-async def get_thread(thread_id: str, request: Request) -> ThreadOut:
-    return _thread(services(request), thread_id)
+async def get_thread(
+    thread_id: str, request: Request, who: Principal = Depends(principal)
+) -> ThreadOut:
+    return _thread(services(request), who, thread_id)
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
-async def delete_thread(thread_id: str, request: Request) -> Response:
+async def delete_thread(
+    thread_id: str, request: Request, who: Principal = Depends(principal)
+) -> Response:
     svc = services(request)
-    _thread(svc, thread_id)
+    _owned(svc, who, thread_id)
     for run in svc.store.list_runs(thread_id, limit=1000, offset=0):
         if svc.runs.is_live(run.run_id):
             await svc.runs.cancel(run.run_id, wait=True)
@@ -119,9 +137,11 @@ async def delete_thread(thread_id: str, request: Request) -> Response:
 
 
 @router.get("/threads/{thread_id}/state", response_model=ThreadStateOut)
-async def thread_state(thread_id: str, request: Request) -> ThreadStateOut:
+async def thread_state(
+    thread_id: str, request: Request, who: Principal = Depends(principal)
+) -> ThreadStateOut:
     svc = services(request)
-    _thread(svc, thread_id)
+    _owned(svc, who, thread_id)
     snaps = svc.store.thread_history(thread_id, limit=2)
     return state_out(
         thread_id,
@@ -132,10 +152,13 @@ async def thread_state(thread_id: str, request: Request) -> ThreadStateOut:
 
 @router.api_route("/threads/{thread_id}/history", methods=["GET", "POST"])
 async def thread_history(
-    thread_id: str, request: Request, limit: int = Query(10, ge=1, le=1000)
+    thread_id: str,
+    request: Request,
+    limit: int = Query(10, ge=1, le=1000),
+    who: Principal = Depends(principal),
 ) -> list[ThreadStateOut]:
     svc = services(request)
-    _thread(svc, thread_id)
+    _owned(svc, who, thread_id)
     if request.method == "POST" and await request.body():
         limit = HistoryRequest.model_validate_json(await request.body()).limit
     snaps = svc.store.thread_history(thread_id, limit=limit + 1)
@@ -154,13 +177,15 @@ def _create(
     question = body.question()
     if thread_id is None:
         thread_id = str(uuid.uuid4())
-        svc.store.create_thread(thread_id, {"stateless": True}, temporary=True)
-    elif svc.store.get_thread(thread_id) is None:
+        svc.store.create_thread(thread_id, {"stateless": True}, owner=who.key_id, temporary=True)
+    elif visible_thread(svc, who, thread_id) is None:
         if body.if_not_exists != "create":
             raise NotFoundError(
                 f"thread {thread_id} does not exist; create it first or send if_not_exists='create'"
             )
-        svc.store.create_thread(thread_id, {})
+        if svc.store.get_thread(thread_id) is not None:
+            raise thread_id_taken(thread_id)
+        svc.store.create_thread(thread_id, {}, owner=who.key_id)
     run = svc.runs.submit(
         run_id=str(uuid.uuid4()), thread_id=thread_id, assistant_id=ASSISTANT_ID,
         question=question, options=body.budget().to_options(), metadata=body.metadata,
@@ -175,9 +200,10 @@ def _run_paths(run: RunRecord) -> dict[str, str]:
     return {"Content-Location": base, "Location": base + "/stream"}
 
 
-def _get_run(svc: Services, thread_id: str, run_id: str) -> RunRecord:
+def _get_run(svc: Services, who: Principal, thread_id: str, run_id: str) -> RunRecord:
+    _owned(svc, who, thread_id)
     run = svc.store.get_run(run_id)
-    if run is None or run.thread_id != thread_id:
+    if run is None or run.thread_id != thread_id or not who.owns(run.owner):
         raise NotFoundError(f"run {run_id} does not exist on thread {thread_id}")
     return run
 
@@ -295,24 +321,29 @@ async def list_runs(
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     status: str | None = None,
+    who: Principal = Depends(principal),
 ) -> list[RunOut]:
     svc = services(request)
-    _thread(svc, thread_id)
-    return [
-        run_out(r)
-        for r in svc.store.list_runs(thread_id, limit=limit, offset=offset, status=status)
-    ]
+    _owned(svc, who, thread_id)
+    runs = svc.store.list_runs(
+        thread_id, limit=limit, offset=offset, status=status, owner=who.scope
+    )
+    return [run_out(r) for r in runs]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunOut)
-async def get_run(thread_id: str, run_id: str, request: Request) -> RunOut:
-    return run_out(_get_run(services(request), thread_id, run_id))
+async def get_run(
+    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+) -> RunOut:
+    return run_out(_get_run(services(request), who, thread_id, run_id))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
-async def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
+async def delete_run(
+    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+) -> Response:
     svc = services(request)
-    _get_run(svc, thread_id, run_id)
+    _get_run(svc, who, thread_id, run_id)
     if svc.runs.is_live(run_id):
         raise ConflictError(f"run {run_id} is still executing; cancel it before deleting it")
     svc.store.delete_run(run_id)
@@ -321,10 +352,15 @@ async def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
-    thread_id: str, run_id: str, request: Request, wait: int = Query(0), action: str = "interrupt"
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    wait: int = Query(0),
+    action: str = "interrupt",
+    who: Principal = Depends(principal),
 ) -> Response:
     svc = services(request)
-    _get_run(svc, thread_id, run_id)
+    _get_run(svc, who, thread_id, run_id)
     run = await svc.runs.cancel(run_id, wait=bool(wait))
     if wait:
         return JSONResponse(run_out(run).model_dump())
@@ -332,9 +368,11 @@ async def cancel_run(
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: str, run_id: str, request: Request) -> JSONResponse:
+async def join_run(
+    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+) -> JSONResponse:
     svc = services(request)
-    return JSONResponse(await _result(svc, _get_run(svc, thread_id, run_id)))
+    return JSONResponse(await _result(svc, _get_run(svc, who, thread_id, run_id)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -345,9 +383,10 @@ async def join_stream(
     stream_mode: list[str] | None = Query(None),
     cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
+    who: Principal = Depends(principal),
 ) -> Response:
     svc = services(request)
-    run = _get_run(svc, thread_id, run_id)
+    run = _get_run(svc, who, thread_id, run_id)
     asked = [m for m in stream_mode or [] if m]  # the SDK sends `stream_mode=` for None
     modes = normalize_modes(asked or run.stream_modes or None)
     cursor = parse_event_id(last_event_id)  # a bad id is a 400 before the stream starts

@@ -2,6 +2,7 @@
 
 `/v1/runs/{id}/events` is the simplest stream to read with curl: one SSE event per
 stored agent event, `event:` its type, `id:` its number in the run, `data:` its JSON.
+With API keys configured, a run another key started answers 404 like a missing one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from retrieval.types import SearchFilters
+from serving.app import Services
 from serving.auth import Principal
 from serving.components import check_model
 from serving.errors import NotFoundError
@@ -27,9 +29,16 @@ from serving.protocol import (
     SearchRequest,
     SearchResponse,
 )
-from serving.routes.deps import principal, services
+from serving.routes.deps import (
+    principal,
+    services,
+    thread_id_taken,
+    visible_run,
+    visible_thread,
+)
 from serving.routes.views import run_out
 from serving.sse import KEEPALIVE, frame, parse_event_id, sse_response
+from serving.store import RunRecord
 
 router = APIRouter()
 
@@ -94,8 +103,10 @@ async def start_run(
 ) -> RunOut:
     svc = services(request)
     thread_id = body.thread_id or str(uuid.uuid4())
-    if svc.store.get_thread(thread_id) is None:
-        svc.store.create_thread(thread_id, {}, temporary=body.thread_id is None)
+    if visible_thread(svc, who, thread_id) is None:
+        if svc.store.get_thread(thread_id) is not None:
+            raise thread_id_taken(thread_id)
+        svc.store.create_thread(thread_id, {}, owner=who.key_id, temporary=body.thread_id is None)
     run = svc.runs.submit(
         run_id=str(uuid.uuid4()), thread_id=thread_id, assistant_id="research",
         question=body.question, options=body.budget.to_options() if body.budget else None,
@@ -104,28 +115,41 @@ async def start_run(
     return run_out(run)
 
 
-@router.get("/v1/runs/{run_id}", response_model=RunOut, dependencies=[Depends(principal)])
-async def get_run(run_id: str, request: Request) -> RunOut:
-    return run_out(services(request).runs.get(run_id))
+def _run(svc: Services, who: Principal, run_id: str) -> RunRecord:
+    run = visible_run(svc, who, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist; start one with POST /v1/runs")
+    return run
+
+
+@router.get("/v1/runs/{run_id}", response_model=RunOut)
+async def get_run(run_id: str, request: Request, who: Principal = Depends(principal)) -> RunOut:
+    return run_out(_run(services(request), who, run_id))
 
 
 @router.post("/v1/runs/{run_id}/resume", response_model=RunOut, status_code=202)
 async def resume_run(run_id: str, request: Request, who: Principal = Depends(principal)) -> RunOut:
-    return run_out(services(request).runs.resume(run_id, who.key_id))
+    svc = services(request)
+    _run(svc, who, run_id)
+    return run_out(svc.runs.resume(run_id, who.key_id))
 
 
-@router.post("/v1/runs/{run_id}/cancel", response_model=RunOut, dependencies=[Depends(principal)])
-async def cancel_run(run_id: str, request: Request) -> RunOut:
-    return run_out(await services(request).runs.cancel(run_id, wait=True))
+@router.post("/v1/runs/{run_id}/cancel", response_model=RunOut)
+async def cancel_run(run_id: str, request: Request, who: Principal = Depends(principal)) -> RunOut:
+    svc = services(request)
+    _run(svc, who, run_id)
+    return run_out(await svc.runs.cancel(run_id, wait=True))
 
 
-@router.get("/v1/runs/{run_id}/events", dependencies=[Depends(principal)])
+@router.get("/v1/runs/{run_id}/events")
 async def run_events(
-    run_id: str, request: Request, last_event_id: str | None = Header(None)
+    run_id: str,
+    request: Request,
+    last_event_id: str | None = Header(None),
+    who: Principal = Depends(principal),
 ) -> Response:
     svc = services(request)
-    if svc.store.get_run(run_id) is None:
-        raise NotFoundError(f"run {run_id} does not exist; start one with POST /v1/runs")
+    _run(svc, who, run_id)
     after, _ = parse_event_id(last_event_id)
 
     async def body() -> AsyncIterator[bytes]:

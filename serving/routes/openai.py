@@ -88,7 +88,7 @@ def _start(svc: Services, body: ChatCompletionRequest, who: Principal) -> str:
         )
     question = compose_question(body.turns())
     thread_id, run_id = f"chat-{uuid.uuid4()}", str(uuid.uuid4())
-    svc.store.create_thread(thread_id, {"api": "openai"}, temporary=True)
+    svc.store.create_thread(thread_id, {"api": "openai"}, owner=who.key_id, temporary=True)
     svc.runs.submit(
         run_id=run_id, thread_id=thread_id, assistant_id="research", question=question,
         options=body.thinkrag.to_options() if body.thinkrag else None,
