@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,16 @@ def finished_event(result: RunResult) -> RunFinished:
         tool_calls=result.tool_calls,
         seconds=result.seconds,
     )
+
+
+def stored_deadline(values: Mapping[str, Any]) -> float:
+    """The absolute deadline a checkpointed run started with (`time.time()` seconds)."""
+    if values.get("deadline_at") is not None:
+        return float(values["deadline_at"])
+    # Checkpoints written before the deadline was stored: rebuild it from the start time.
+    budgets: Budgets = values["budgets"]
+    started = values.get("started_at")
+    return (time.time() if started is None else float(started)) + budgets.deadline_seconds
 
 
 class ResearchAgent:
@@ -114,12 +124,9 @@ class ResearchAgent:
         self._saver = saver
         return build_graph(self._deps).compile(checkpointer=saver)
 
-    def _config(self, thread_id: str, budgets: Budgets) -> dict[str, Any]:
+    def _config(self, thread_id: str, budgets: Budgets, deadline: float) -> dict[str, Any]:
         return {
-            "configurable": {
-                "thread_id": thread_id,
-                "deadline_at": time.time() + budgets.deadline_seconds,
-            },
+            "configurable": {"thread_id": thread_id, "deadline_at": deadline},
             "recursion_limit": budgets.recursion_limit,
         }
 
@@ -137,19 +144,25 @@ class ResearchAgent:
         graph = await self._compiled()
         budgets = resolve_budgets(self.config, options)
         yield RunStarted(run_id=run_id, thread_id=thread_id, question=question)
+        started = time.time()
+        deadline = started + budgets.deadline_seconds
         state_in = {
             "run_id": run_id,
             "question": question,
             "budgets": budgets,
-            "started_at": time.time(),
+            "started_at": started,
+            "deadline_at": deadline,  # checkpointed: resume() keeps this clock
         }
-        async for event in self._drive(graph, state_in, self._config(thread_id, budgets), run_id):
+        config = self._config(thread_id, budgets, deadline)
+        async for event in self._drive(graph, state_in, config, run_id):
             if isinstance(event, RunFinished):
                 await self._prune(thread_id)
             yield event
 
     async def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]:
-        """Continue an interrupted run from its last checkpoint (with a fresh deadline).
+        """Continue an interrupted run from its last checkpoint, under the deadline it got
+        when it started: a run past it finalizes at once (reason "deadline"), so a run that
+        keeps crashing and resuming cannot outlive its time budget.
 
         A run that already finished yields its RunFinished again, so a client that lost
         the stream can still get the result.
@@ -177,7 +190,8 @@ class ResearchAgent:
             return
         budgets: Budgets = values["budgets"]
         yield RunStarted(run_id=run_id, thread_id=thread_id, question=values.get("question", ""))
-        async for event in self._drive(graph, None, self._config(thread_id, budgets), run_id):
+        config = self._config(thread_id, budgets, stored_deadline(values))
+        async for event in self._drive(graph, None, config, run_id):
             if isinstance(event, RunFinished):
                 await self._prune(thread_id)
             yield event

@@ -158,6 +158,7 @@ class AgentState(TypedDict, total=False):
     question: str
     budgets: Budgets
     started_at: float
+    deadline_at: float  # absolute time.time() deadline, fixed at start and kept on resume
     step: int
     tool_calls_used: int
     usage: UsageRecord

@@ -10,6 +10,7 @@ from agent.config import AgentConfig
 from agent.events import Event, RunError, RunFinished
 from agent.llm.client import OpenAIClient
 from agent.runner import ResearchAgent
+from agent.tools.base import Tool
 from retrieval.memory import InMemoryRetriever
 from retrieval.types import Passage
 
@@ -66,11 +67,18 @@ def retriever() -> InMemoryRetriever:
 
 
 def make_agent(
-    base_url: str, config: AgentConfig | None = None, checkpoint: Path | None = None
+    base_url: str,
+    config: AgentConfig | None = None,
+    checkpoint: Path | None = None,
+    tools: Sequence[Tool] | None = None,
 ) -> ResearchAgent:
     model = OpenAIClient(base_url, "scripted")
     return ResearchAgent(
-        model, retriever(), config or AgentConfig(top_k=2), checkpoint_path=checkpoint
+        model,
+        retriever(),
+        config or AgentConfig(top_k=2),
+        checkpoint_path=checkpoint,
+        tools=tools,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -9,9 +11,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.config import RunOptions
 from agent.events import RunError
 from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.agent_support import call, collect, finished, make_agent
@@ -135,3 +139,58 @@ async def test_killed_run_resumes_from_its_checkpoint(
     # Resuming a finished run replays its result; an unknown run is a typed error.
     assert finished(again).answer == done.answer
     assert isinstance(wrong[-1], RunError) and wrong[-1].kind == "nothing_to_resume"
+
+
+async def test_resume_keeps_the_deadline_the_run_started_with(
+    scripted_model: Factory, tmp_path: Path
+) -> None:
+    deadline = 4.0
+    second_call = threading.Event()
+    chat_calls = {"n": 0, "second_at": 0.0}
+
+    def script(req: ScriptRequest) -> ScriptedTurn:
+        chat_calls["n"] += 1
+        n = chat_calls["n"]
+        if n == 1:
+            return ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),))
+        if n == 2:  # the run is interrupted while waiting for this one
+            chat_calls["second_at"] = time.time()
+            second_call.set()
+            return ScriptedTurn(content="never delivered", first_byte_delay=30.0)
+        return ScriptedTurn(content="Sylvania City [1].")  # a resume that runs on gets here
+
+    server = scripted_model(script)
+    db = tmp_path / "checkpoints.sqlite"
+    agent = make_agent(server.base_url, checkpoint=db)
+    run = asyncio.create_task(
+        collect(
+            agent.run(
+                "Capital of Freedonia?",
+                thread_id="late",
+                run_id="run-1",
+                options=RunOptions(deadline_seconds=deadline),
+            )
+        )
+    )
+    try:
+        reached = await asyncio.to_thread(second_call.wait, deadline)
+        assert reached, "the run never reached its second model call before its deadline"
+    finally:
+        run.cancel()  # the crash: the run stops mid-step, its checkpoints stay
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        await agent.aclose()
+    # The run started before its second model call, so its deadline has passed by now.
+    await asyncio.sleep(max(0.0, chat_calls["second_at"] + deadline + 0.2 - time.time()))
+
+    agent = make_agent(server.base_url, checkpoint=db)
+    began = time.monotonic()
+    events = await collect(agent.resume(thread_id="late", run_id="run-1"))
+    took = time.monotonic() - began
+    await agent.aclose()
+    done = finished(events)
+    assert done.finalized_reason == "deadline"
+    assert done.answer.startswith("I could not finish the research (the time limit was reached)")
+    assert chat_calls["n"] == 2  # no model call after the resume
+    assert done.steps == 1 and done.tool_calls == 1  # the search before the crash counts
+    assert took < deadline  # finalized promptly, not after a fresh time budget

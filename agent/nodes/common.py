@@ -41,7 +41,8 @@ def emit(event: Event) -> None:
 
 
 def deadline_at(config: RunnableConfig) -> float:
-    """The run's wall-clock deadline (set by the runner for each run or resume)."""
+    """The run's wall-clock deadline: fixed by the runner when the run starts and passed
+    again, unchanged, on every resume."""
     value: Any = (config.get("configurable") or {}).get("deadline_at")
     return float(value) if value is not None else float("inf")
 

@@ -4,6 +4,12 @@ A model-chosen URL is untrusted input, so the tool only speaks http(s), resolves
 host itself and refuses loopback, private, link-local and other non-global addresses
 unless the host is on the operator's allow-list, follows at most a few redirects (each
 checked again), and caps both the bytes read and the time taken.
+
+The host is resolved once per hop and the connection goes to one of the addresses that
+passed the check (the URL is rewritten to the IP; the Host header, TLS SNI and
+certificate check keep the original name). Letting the HTTP client resolve the name
+again would let a DNS-rebinding host answer a public address to the check and a private
+one to the connection.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ import asyncio
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Sequence
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,8 +32,12 @@ from agent.tools.base import ToolContext, ToolError, ToolOutput
 
 _MAX_REDIRECTS = 3
 _PAGE_TEXT_CHARS = 20_000
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> the host's addresses. Injectable so tests (or an operator) can control
+# name resolution; the default asks the system resolver.
+Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 
 
 class FetchRefusedError(ToolError):
@@ -38,6 +49,28 @@ class FetchedPage:
     url: str
     title: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedURL:
+    """A URL that passed `check_url`, with the only addresses a fetch may connect to."""
+
+    url: httpx.URL
+    addresses: tuple[IPAddress, ...]
+
+    def pinned(self, ip: IPAddress) -> httpx.URL:
+        """The URL with its host replaced by `ip`, so the client does no resolving."""
+        return self.url.copy_with(host=str(ip))
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """The system's answer for `host` (getaddrinfo, off the event loop)."""
+    try:
+        infos = await asyncio.to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ToolError(f"cannot resolve host {host!r}: {exc}") from exc
+    # Scoped IPv6 answers ("fe80::1%eth0") carry a zone id ip_address() rejects.
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def _allow_listed(host: str, ips: Sequence[IPAddress], allow: Sequence[str]) -> bool:
@@ -53,35 +86,54 @@ def _allow_listed(host: str, ips: Sequence[IPAddress], allow: Sequence[str]) -> 
     return False
 
 
-async def _resolve(host: str, port: int) -> list[IPAddress]:
+def _blocked(ip: IPAddress) -> bool:
+    """Non-global or multicast, also when hidden in an IPv6 form that carries an IPv4
+    address (mapped, 6to4, NAT64), which `is_global` alone judges by the IPv6 prefix."""
+    if not ip.is_global or ip.is_multicast:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        return embedded is not None and _blocked(embedded)
+    return False
+
+
+async def _resolve(host: str, port: int, resolver: Resolver) -> tuple[IPAddress, ...]:
     try:
-        return [ipaddress.ip_address(host)]
+        return (ipaddress.ip_address(host),)
     except ValueError:
         pass
+    ips = tuple(dict.fromkeys(await resolver(host, port)))  # dedupe, keep the order
+    if not ips:
+        raise ToolError(f"cannot resolve host {host!r}: no addresses")
+    return ips
+
+
+async def check_url(
+    url: str, allow: Sequence[str], resolver: Resolver = system_resolver
+) -> CheckedURL:
+    """Resolve `url`'s host once and raise FetchRefusedError unless it is http(s) and every
+    address is public (or the host is allow-listed); connect only to the returned ones."""
     try:
-        infos = await asyncio.to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ToolError(f"cannot resolve host {host!r}: {exc}") from exc
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
-
-
-async def check_url(url: str, allow: Sequence[str]) -> None:
-    """Raise FetchRefusedError unless `url` is http(s) to a public (or allow-listed) host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise FetchRefusedError(f"only http and https URLs can be fetched, not {parts.scheme!r}")
-    host = parts.hostname
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise FetchRefusedError(f"URL {url!r} is not valid: {exc}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise FetchRefusedError(f"only http and https URLs can be fetched, not {parsed.scheme!r}")
+    host = parsed.host
     if not host:
         raise FetchRefusedError(f"URL {url!r} has no host")
-    ips = await _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
-    if _allow_listed(host, ips, allow):
-        return
-    for ip in ips:
-        if not ip.is_global or ip.is_multicast:
-            raise FetchRefusedError(
-                f"refusing {host} ({ip}): loopback, private and link-local addresses are "
-                "blocked; an operator can allow-list the host in fetch_allow_hosts"
-            )
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    ips = await _resolve(parsed.raw_host.decode("ascii"), port, resolver)
+    if not _allow_listed(host, ips, allow):
+        for ip in ips:
+            if _blocked(ip):
+                raise FetchRefusedError(
+                    f"refusing {host} ({ip}): loopback, private and link-local addresses are "
+                    "blocked; an operator can allow-list the host in fetch_allow_hosts"
+                )
+    return CheckedURL(url=parsed, addresses=ips)
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -96,32 +148,71 @@ def html_to_text(html: str) -> tuple[str, str]:
     return title, "\n".join(line for line in lines if line)
 
 
+async def _send_pinned(client: httpx.AsyncClient, checked: CheckedURL) -> httpx.Response:
+    """GET `checked.url` over a connection to one of its checked addresses (the next one
+    when connecting fails, as a resolving client would), never to a fresh lookup."""
+    headers = {"accept": "text/html, text/plain", "host": checked.url.netloc.decode("ascii")}
+    # httpx sends `sni_hostname` as TLS SNI and verifies the certificate against it.
+    extensions = {"sni_hostname": checked.url.raw_host.decode("ascii")}
+    failure: httpx.ConnectError | None = None
+    for ip in checked.addresses:
+        request = client.build_request(
+            "GET", checked.pinned(ip), headers=headers, extensions=extensions
+        )
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            failure = exc
+    assert failure is not None  # check_url never returns an empty address list
+    raise failure
+
+
+async def _read_page(r: httpx.Response, url: str, max_bytes: int) -> FetchedPage:
+    if r.status_code >= 400:
+        raise ToolError(f"{url} answered HTTP {r.status_code}")
+    kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind and not (kind.startswith("text/") or kind.endswith("xml")):
+        raise FetchRefusedError(f"{url} is {kind}, not a text or HTML page")
+    body = bytearray()
+    async for chunk in r.aiter_bytes():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise FetchRefusedError(f"{url} is larger than {max_bytes} bytes")
+    text = body.decode(r.encoding or "utf-8", errors="replace")
+    if kind in ("text/html", "application/xhtml+xml") or "<html" in text[:500].lower():
+        title, text = html_to_text(text)
+    else:
+        title = ""
+    return FetchedPage(url=url, title=title or url, text=text[:_PAGE_TEXT_CHARS])
+
+
 async def fetch_page(
-    url: str, *, allow: Sequence[str], max_bytes: int, timeout: float
+    url: str,
+    *,
+    allow: Sequence[str],
+    max_bytes: int,
+    timeout: float,
+    resolver: Resolver = system_resolver,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> FetchedPage:
-    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:
-        for _ in range(_MAX_REDIRECTS + 1):
-            await check_url(url, allow)
-            async with client.stream("GET", url, headers={"accept": "text/html, text/plain"}) as r:
+    """Fetch `url`, checking and pinning the address of every redirect hop."""
+    tls = ssl_context or httpx.create_ssl_context()
+    for _ in range(_MAX_REDIRECTS + 1):
+        checked = await check_url(url, allow, resolver)
+        # A client per hop: its pool is keyed by IP, so a shared one could carry a TLS
+        # session verified for one host into a request for another. trust_env=False: a
+        # proxy from the environment would connect by itself, not to the checked address.
+        async with httpx.AsyncClient(
+            verify=tls, timeout=timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            r = await _send_pinned(client, checked)
+            try:
                 if r.is_redirect and "location" in r.headers:
                     url = urljoin(url, r.headers["location"])
                     continue
-                if r.status_code >= 400:
-                    raise ToolError(f"{url} answered HTTP {r.status_code}")
-                kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
-                if kind and not (kind.startswith("text/") or kind.endswith("xml")):
-                    raise FetchRefusedError(f"{url} is {kind}, not a text or HTML page")
-                body = bytearray()
-                async for chunk in r.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > max_bytes:
-                        raise FetchRefusedError(f"{url} is larger than {max_bytes} bytes")
-                text = body.decode(r.encoding or "utf-8", errors="replace")
-                if kind in ("text/html", "application/xhtml+xml") or "<html" in text[:500].lower():
-                    title, text = html_to_text(text)
-                else:
-                    title = ""
-                return FetchedPage(url=url, title=title or url, text=text[:_PAGE_TEXT_CHARS])
+                return await _read_page(r, url, max_bytes)
+            finally:
+                await r.aclose()
     raise ToolError(f"more than {_MAX_REDIRECTS} redirects starting from the given URL")
 
 
@@ -135,6 +226,9 @@ class FetchUrlTool:
     description: ClassVar[str] = "Fetch a public web page as text; it becomes a citable source."
     args_model: ClassVar[type[BaseModel]] = FetchUrlArgs
 
+    def __init__(self, resolver: Resolver = system_resolver) -> None:
+        self.resolver = resolver
+
     async def run(self, args: BaseModel, ctx: ToolContext) -> ToolOutput:
         assert isinstance(args, FetchUrlArgs)
         cfg = ctx.config
@@ -145,6 +239,7 @@ class FetchUrlTool:
                     allow=cfg.fetch_allow_hosts,
                     max_bytes=cfg.fetch_max_bytes,
                     timeout=cfg.fetch_timeout_seconds,
+                    resolver=self.resolver,
                 ),
                 timeout=cfg.fetch_timeout_seconds * 2,
             )
