@@ -52,6 +52,9 @@ class AgentConfig(BaseModel):
     fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     retrieval_first: bool = False  # search the question itself before the first model call
     multihop_first: bool = False  # ...through retrieval.multihop.MultiHopRetriever
+    # Every `search` call through the multi-hop strategy: each query also brings the
+    # passages its top hits name, so a model that searches once still sees the second hop.
+    multihop_search: bool = False
     plan: bool = False
     condense: bool = False
     condense_min_tokens: int = Field(default=400, ge=32)

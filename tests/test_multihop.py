@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from agent.config import AgentConfig
+from agent.events import ToolResultEvent
+from agent.llm.client import OpenAIClient
+from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
+from agent.runner import ResearchAgent
 from retrieval.memory import InMemoryRetriever
 from retrieval.multihop import (
     MultiHopConfigError,
@@ -12,6 +19,7 @@ from retrieval.multihop import (
     title_mentioned,
 )
 from retrieval.types import Passage, Retriever
+from tests.agent_support import call, collect, finished
 
 # Made-up two-hop world: the question names the kazoo; only the kazoo passage names its
 # inventor, and the inventor's passage shares no word with the question.
@@ -86,3 +94,24 @@ def test_bad_parameters_are_rejected() -> None:
         MultiHopRetriever(corpus(), expansions=("links", "magic"))
     with pytest.raises(MultiHopConfigError, match="seeds"):
         MultiHopRetriever(corpus(), seeds=0)
+
+
+@pytest.mark.parametrize("multihop", [False, True])
+async def test_agent_search_tool_can_use_the_strategy(
+    scripted_model: Callable[..., ScriptedModelServer], multihop: bool
+) -> None:
+    server = scripted_model(
+        [
+            ScriptedTurn(tool_calls=(call("search", query=QUESTION),)),
+            ScriptedTurn(content="Tessel [1]."),
+        ]
+    )
+    config = AgentConfig(top_k=3, multihop_search=multihop)
+    agent = ResearchAgent(OpenAIClient(server.base_url, "scripted"), corpus(), config)
+    events = await collect(agent.run(QUESTION, thread_id="t", run_id="r"))
+    await agent.aclose()
+    finished(events)
+    (result,) = [e for e in events if isinstance(e, ToolResultEvent)]
+    found = {hit.doc_id for hit in result.hits}
+    assert len(found) <= 3 and "kazoo" in found
+    assert ("orla" in found) is multihop  # only the strategy reaches the second hop

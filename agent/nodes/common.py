@@ -79,8 +79,13 @@ def step_limits(deps: NodeDeps, state: AgentState, deadline: float) -> StepLimit
 
 def tool_context(deps: NodeDeps, state: AgentState, *, widen: bool = False) -> ToolContext:
     budget = deps.config.observation_token_budget * (4 if widen else 1)
+    retriever = deps.retriever
+    if deps.config.multihop_search:
+        from retrieval.multihop import MultiHopRetriever
+
+        retriever = MultiHopRetriever(retriever)
     return ToolContext(
-        retriever=deps.retriever,
+        retriever=retriever,
         registry=CitationRegistry(state.get("sources") or {}),
         config=deps.config,
         question=state.get("question", ""),

@@ -14,7 +14,7 @@ from agent.state import AgentState, ToolCallRecord
 def make_prefetch(deps: NodeDeps):
     async def prefetch(state: AgentState) -> AgentState:
         ctx = tool_context(deps, state)
-        if deps.config.multihop_first:
+        if deps.config.multihop_first and not deps.config.multihop_search:
             from retrieval.multihop import MultiHopRetriever
 
             ctx.retriever = MultiHopRetriever(deps.retriever)
