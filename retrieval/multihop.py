@@ -1,7 +1,7 @@
 """A model-free multi-hop search strategy: search, read the top hits' names, search again.
 
-Multi-hop questions name the first hop ("the woman who portrayed Corliss Archer") but not
-the second (her name is only in the first passage). One search with the question finds
+Multi-hop questions name the first hop ("the inventor of the glass kazoo") but not the
+second (the inventor's name is only in the first passage). One search with the question finds
 the first hop; searching again with the names the top passages introduce (their titles,
 capitalised entity spans, years, quoted names that the question does not already hold)
 reaches the second hop. The rounds are fused with weighted reciprocal-rank fusion, so a
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from retrieval.types import Hit, Passage, Retriever, SearchFilters
 
 _QUOTED = re.compile(r"\"([^\"]{2,80})\"")
-# A run of capitalised words, allowing small joiners inside ("Kiss and Tell", "Duke of York").
+# A run of capitalised words, allowing small joiners inside ("Tower and Bell", "Duke of York").
 _CAPITALISED = re.compile(
     r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:of|the|and|de|la|von|van|du|del|for|in|on)\s+)*[A-Z][\w'’.-]*)*"
 )

@@ -36,7 +36,7 @@ def test_normalize_answer(raw: str, expected: str) -> None:
 
 
 def test_exact_match_uses_any_alias() -> None:
-    assert exact_match("the Chief of Protocol.", ["Chief of Protocol"]) == 1.0
+    assert exact_match("the Keeper of Lanterns.", ["Keeper of Lanterns"]) == 1.0
     assert exact_match("NYC", ["New York City", "nyc"]) == 1.0
     assert exact_match("New York", ["New York City"]) == 0.0
     assert exact_match("anything", []) == 0.0
@@ -120,12 +120,12 @@ def test_paired_bootstrap_uses_shared_ids_only() -> None:
     [
         ("Paris [1]\nParis is the capital of France [1][2].", "Paris"),
         ("<think>Maybe Lyon?</think>\nParis.", "Paris"),
-        ("Answer: Chief of Protocol [3]", "Chief of Protocol"),
-        ("The answer is: 1986 to 2013", "1986 to 2013"),
+        ("Answer: Keeper of Lanterns [3]", "Keeper of Lanterns"),
+        ("The answer is: 1901 to 1911", "1901 to 1911"),
         ("The answer is no.", "no"),
-        ("[n] Sullivan County (multihop:edf37d2e73f40c95)", "Sullivan County"),
-        ("El Paso (IATA: ELP)", "El Paso (IATA: ELP)"),
-        ("The best answer to the question is:\n\nAnimorphs [2]", "Animorphs"),
+        ("[n] Marrowick County (multihop:edf37d2e73f40c95)", "Marrowick County"),
+        ("Tessel Field (IATA: TSL)", "Tessel Field (IATA: TSL)"),
+        ("The best answer to the question is:\n\nGlasswing [2]", "Glasswing"),
         ("The best answer is:", "The best answer is:"),  # nothing follows: kept, scored 0
         ("Answers vary by source", "Answers vary by source"),  # not an answer prefix
         ("", ""),

@@ -78,15 +78,17 @@ def test_multihop_passes_through_passage_access() -> None:
 
 
 def test_entity_spans_and_title_links() -> None:
-    text = 'Kiss and Tell is a 1945 film starring Shirley Temple, based on "Meet Corliss Archer".'
-    spans = entity_spans(text, exclude="Which film was Kiss and Tell?")
-    assert "Shirley Temple" in spans
-    assert "Meet Corliss Archer" in spans
-    assert "1945" in spans
-    assert "Kiss and Tell" not in spans  # already in the question
-    assert title_mentioned("Shirley Temple", text)
-    assert title_mentioned("Kiss and Tell (1945 film)", text)  # disambiguation dropped
-    assert not title_mentioned("Temple Bar", text)
+    text = (
+        'Tower and Bell is a 1931 play starring Orla Penhallow, based on "Letters From Marrowick".'
+    )
+    spans = entity_spans(text, exclude="Which play was Tower and Bell?")
+    assert "Orla Penhallow" in spans
+    assert "Letters From Marrowick" in spans
+    assert "1931" in spans
+    assert "Tower and Bell" not in spans  # already in the question
+    assert title_mentioned("Orla Penhallow", text)
+    assert title_mentioned("Tower and Bell (1931 play)", text)  # disambiguation dropped
+    assert not title_mentioned("Penhallow Bay", text)
 
 
 def test_bad_parameters_are_rejected() -> None:
