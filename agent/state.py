@@ -166,6 +166,7 @@ class AgentState(TypedDict, total=False):
     pending: list[ToolCallRecord]
     pending_results: list[ToolResultRecord]  # awaiting the condense node
     draft: AnswerDraft | None
+    streamed_answer: str  # answer text already sent live as AnswerDelta events
     query_cache: dict[str, list[int]]
     stop_reason: str | None
     overruns: int  # consecutive steps that produced no action

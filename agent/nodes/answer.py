@@ -3,13 +3,18 @@
 Only numbers the run handed out survive; unknown ones are removed and reported. When a
 weak model cites nothing although evidence exists, the answer stays uncited: we never
 attach sources the model did not choose.
+
+The answer reaches clients as `AnswerDelta`s either live, while the model writes it
+(`LiveAnswer`, from the reason or finalize node), or here after the fact; either way the
+deltas of a run concatenate to exactly `RunFinished.answer`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Iterable
 
-from agent.citations import check_answer, cited_span
+from agent.citations import CheckedAnswer, CitationFilter, check_answer, cited_span
 from agent.events import AnswerDelta, CitationEvent, Source
 from agent.nodes.common import NodeDeps, emit, usage_of
 from agent.state import AgentState, AnswerDraft, ChatTurn, RunResult
@@ -17,15 +22,70 @@ from agent.state import AgentState, AnswerDraft, ChatTurn, RunResult
 _CHUNK = 64
 
 
+class LiveAnswer:
+    """Sends a model's answer as `AnswerDelta`s while it is written, citation-checked.
+
+    Text passes through `CitationFilter` with the citation numbers known at the call, so
+    clients get exactly what `check_answer` keeps; `text` is what was sent, stored in the
+    state (`streamed_answer`) so `conclude` sends only what is still missing.
+    """
+
+    def __init__(self, run_id: str, step: int, known: Iterable[int]) -> None:
+        self._run_id, self._step = run_id, step
+        self._filter = CitationFilter(known)
+        self._sent: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self._sent)
+
+    def feed(self, text: str) -> None:
+        self._send(self._filter.feed(text))
+
+    def finish(self) -> None:
+        self._send(self._filter.finish())
+
+    def _send(self, text: str) -> None:
+        if text:
+            self._sent.append(text)
+            emit(AnswerDelta(run_id=self._run_id, step=self._step, text=text))
+
+
+def live_answer(state: AgentState, step: int) -> LiveAnswer | None:
+    """A sink for streaming this run's answer live; None once some answer text went out
+    (a second live call would make the sent text two answers)."""
+    if state.get("streamed_answer"):
+        return None
+    return LiveAnswer(state["run_id"], step, (state.get("sources") or {}).keys())
+
+
+def settle(streamed: str, draft: AnswerDraft, known: Collection[int]) -> CheckedAnswer:
+    """The checked answer, made to begin with the text already streamed to clients.
+
+    Normally the streamed text is the whole checked answer. When the streaming call did
+    not end as the answer (deadline or model failure mid-answer, tool calls after all),
+    sent events cannot be taken back, so the answer continues them after a blank line.
+    """
+    checked = check_answer(draft.text, known, draft.citations)
+    if checked.text.startswith(streamed):
+        return checked
+    joined = check_answer(f"{streamed}\n\n{draft.text}", known, draft.citations)
+    # Only an unclosed `[n` flushed at the end of the stream, met by a draft that opens
+    # with `]`, could change the streamed part; then send the draft's answer whole.
+    return joined if joined.text.startswith(streamed) else checked
+
+
 def conclude(
     deps: NodeDeps, state: AgentState, draft: AnswerDraft, finalized_reason: str | None
 ) -> AgentState:
     """Check citations, emit answer and citation events, and build the result update."""
     sources = state.get("sources") or {}
-    checked = check_answer(draft.text, sources.keys(), draft.citations)
+    streamed = state.get("streamed_answer") or ""
+    checked = settle(streamed, draft, sources.keys())
     run_id, step = state["run_id"], state.get("step", 0)
-    for i in range(0, len(checked.text), _CHUNK):
-        emit(AnswerDelta(run_id=run_id, step=step, text=checked.text[i : i + _CHUNK]))
+    rest = checked.text[len(streamed) :] if checked.text.startswith(streamed) else checked.text
+    for i in range(0, len(rest), _CHUNK):
+        emit(AnswerDelta(run_id=run_id, step=step, text=rest[i : i + _CHUNK]))
     cited = tuple(
         sources[n].model_copy(update={"text": cited_span(sources[n])}) for n in checked.cited
     )
@@ -42,7 +102,7 @@ def conclude(
         tool_calls=state.get("tool_calls_used", 0),
         seconds=max(0.0, time.time() - state.get("started_at", time.time())),
     )
-    update: AgentState = {"result": result, "draft": None, "pending": []}
+    update: AgentState = {"result": result, "draft": None, "pending": [], "streamed_answer": ""}
     update.update(deps.protocol.record_answer(state, checked.text))
     answer_turn = ChatTurn(role="assistant", content=checked.text, kind="answer")
     update["exchanges"] = [*state.get("exchanges", []), answer_turn]

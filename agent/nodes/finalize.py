@@ -3,6 +3,9 @@
 When time and tokens remain (step, tool or thinking budgets), one last model call
 without tools asks for the best answer; otherwise, or if that fails, the answer is
 built from the top passages. Either way the result says why it was finalized.
+
+The closing call is offered a live answer sink: without tools, everything it writes is
+the answer, so protocols that stream chat content send it to clients as it is written.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from agent.context import estimate_tokens
 from agent.events import ReasoningDelta
 from agent.llm.errors import ModelError
-from agent.nodes.answer import conclude
+from agent.nodes.answer import conclude, live_answer
 from agent.nodes.common import REASON_TEXT, NodeDeps, deadline_at, emit, step_limits, usage_of
 from agent.prompts import fill
 from agent.state import AgentState, AnswerDraft
@@ -49,6 +52,7 @@ def make_finalize(deps: NodeDeps):
         usage = usage_of(state)
         deadline = deadline_at(config)
         can_call = reason not in ("deadline", "max_total_tokens")
+        streamed = state.get("streamed_answer") or ""
         if deps.config.finalize_with_model and can_call:
             instruction = fill(
                 deps.prompts.slot("finalize"),
@@ -73,17 +77,20 @@ def make_finalize(deps: NodeDeps):
             def on_reasoning(delta: str) -> None:
                 emit(ReasoningDelta(run_id=run_id, step=step, text=delta))
 
+            live = live_answer(state, step)
             try:
                 text, extra = await deps.protocol.free_text(
-                    state, instruction, limits, on_reasoning
+                    state, instruction, limits, on_reasoning, live
                 )
                 usage = usage.plus(extra)
             except (ModelError, TimeoutError) as exc:
                 log.warning("finalize: model call failed (%s); answering from evidence", exc)
                 text = ""
+            streamed = streamed or (live.text if live is not None else "")
         if not text.strip():
             text = evidence_answer(state, reason)
-        update = conclude(deps, {**state, "usage": usage}, AnswerDraft(text=text), reason)
+        closing: AgentState = {**state, "usage": usage, "streamed_answer": streamed}
+        update = conclude(deps, closing, AnswerDraft(text=text), reason)
         update["usage"] = usage
         return update
 

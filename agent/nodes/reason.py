@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from langchain_core.runnables import RunnableConfig
 
 from agent.events import ReasoningDelta
+from agent.nodes.answer import LiveAnswer, live_answer
 from agent.nodes.common import NodeDeps, deadline_at, emit, exhausted, step_limits, usage_of
 from agent.state import AgentState, StepRecord, ToolCallRecord
 from agent.tools.search import normalise_query
@@ -41,6 +42,11 @@ def only_repeats(state: AgentState, actions: Sequence[ToolCallRecord]) -> bool:
     return bool(actions)
 
 
+def _streamed(live: LiveAnswer | None) -> AgentState:
+    """Record answer text a step already sent live, so `conclude` does not send it again."""
+    return {"streamed_answer": live.text} if live is not None and live.text else {}
+
+
 def make_reason(deps: NodeDeps):
     protocol = deps.protocol
 
@@ -65,11 +71,14 @@ def make_reason(deps: NodeDeps):
         def on_reasoning(text: str) -> None:
             emit(ReasoningDelta(run_id=run_id, step=step, text=text))
 
+        live = live_answer(current, step)
         started = time.monotonic()
         try:
-            turn, transcript_update = await protocol.step(current, limits, on_reasoning)
+            turn, transcript_update = await protocol.step(current, limits, on_reasoning, live)
         except TimeoutError:
-            return {**update, "stop_reason": "deadline"}
+            update["stop_reason"] = "deadline"
+            return {**update, **_streamed(live)}
+        update.update(_streamed(live))
         usage = usage_of(state).plus(turn.usage)
         record = StepRecord(
             index=step,

@@ -17,6 +17,7 @@ def make_start(deps: NodeDeps):
             "pending": [],
             "pending_results": [],
             "draft": None,
+            "streamed_answer": "",
             "query_cache": {},
             "stop_reason": None,
             "overruns": 0,

@@ -31,6 +31,16 @@ from agent.tools.base import ToolBox
 EmitText = Callable[[str], None]
 
 
+class AnswerSink(Protocol):
+    """Takes a call's content live, once the call is known to be writing the answer."""
+
+    def feed(self, text: str) -> None: ...
+
+    def finish(self) -> None:
+        """The call ended normally: release anything held back."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProtocolDeps:
     model: ReasoningModel
@@ -65,9 +75,17 @@ class ActionProtocol(Protocol):
         ...
 
     async def step(
-        self, state: AgentState, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[ModelTurn, AgentState]:
-        """One model call; returns the parsed turn and the transcript update."""
+        """One model call; returns the parsed turn and the transcript update.
+
+        `live` gets the content as it arrives only when the protocol knows before the call that
+        whatever content comes is the answer; otherwise it is left unused.
+        """
         ...
 
     def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> AgentState:
@@ -81,9 +99,18 @@ class ActionProtocol(Protocol):
     def record_answer(self, state: AgentState, answer: str) -> AgentState: ...
 
     async def free_text(
-        self, state: AgentState, instruction: str, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        instruction: str,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[str, UsageRecord]:
-        """A call without tools (finalize, plan, condense) on top of the transcript."""
+        """A call without tools (finalize, plan, condense) on top of the transcript.
+
+        Pass `live` only when the text is the run's answer (finalize); protocols whose
+        visible output is not plain answer text leave it unused.
+        """
         ...
 
     def context_size(self, state: AgentState) -> int: ...
@@ -101,15 +128,28 @@ class StreamedTurn:
 
 
 async def stream_chat_turn(
-    model: ReasoningModel, request: ChatRequest, limits: StepLimits, emit: EmitText
+    model: ReasoningModel,
+    request: ChatRequest,
+    limits: StepLimits,
+    emit: EmitText,
+    live: AnswerSink | None = None,
 ) -> StreamedTurn:
     """Stream one chat call, forwarding reasoning live and enforcing the thinking budget.
 
     When the reasoning passes `limits.thinking_tokens` we stop reading and close the
     stream (the server sees the disconnect and stops generating).
+
+    With a `live` sink the content goes to it as it arrives, but only if reasoning came
+    first: content without reasoning before it may be the head of a think block whose
+    `<think>` the chat template pre-filled, which a later `</think>` turns into reasoning
+    (see `agent.llm.think`), so such a call stays buffered. A streamed call keeps the
+    streamed content as its content (clients already have it, so no late `<think>`
+    re-split) and is no longer cut for thinking once the answer has begun, like the
+    client's own thinking-budget safety net.
     """
     reasoning: list[str] = []
     content: list[str] = []
+    streaming = False  # decided at the first content delta
     reasoning_tokens = 0
     result: ChatResult | None = None
     overrun = False
@@ -127,15 +167,28 @@ async def stream_chat_turn(
                     reasoning.append(item.text)
                     emit(item.text)
                     reasoning_tokens += estimate_tokens(item.text)
-                    if reasoning_tokens > limits.thinking_tokens:
+                    if reasoning_tokens > limits.thinking_tokens and not streaming:
                         overrun = True
                         break
-                elif item.kind == "content":
+                elif item.kind == "content" and item.text:
+                    if not content:
+                        streaming = live is not None and bool(reasoning)
                     content.append(item.text)
+                    if streaming and live is not None:
+                        live.feed(item.text)
     finally:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+    if result is not None and streaming and live is not None:
+        live.finish()
+        return StreamedTurn(
+            reasoning=result.reasoning,
+            content="".join(content),
+            result=result,
+            usage=UsageRecord.of(result.usage),
+            overrun=False,
+        )
     if result is not None:
         text_reasoning, text_content = result.reasoning, result.content
         if "</think>" in text_content or text_content.lstrip().startswith("<think>"):

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from agent.context import compact_transcript, transcript_tokens
 from agent.llm.types import ChatRequest
-from agent.protocols.base import EmitText, ProtocolDeps, StepLimits, stream_chat_turn
+from agent.protocols.base import (
+    AnswerSink,
+    EmitText,
+    ProtocolDeps,
+    StepLimits,
+    stream_chat_turn,
+)
 from agent.state import AgentState, ChatTurn, UsageRecord
 
 
@@ -49,11 +55,16 @@ class ChatTranscript:
         )
 
     async def free_text(
-        self, state: AgentState, instruction: str, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        instruction: str,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[str, UsageRecord]:
         asked = self.nudge(state, instruction)
         streamed = await stream_chat_turn(
-            self.deps.model, self.request(asked, limits), limits, emit
+            self.deps.model, self.request(asked, limits), limits, emit, live
         )
         text = streamed.content.strip()
         return text, streamed.usage

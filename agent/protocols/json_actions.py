@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.protocols.base import (
+    AnswerSink,
     EmitText,
     ModelTurn,
     ProtocolDeps,
@@ -51,8 +52,13 @@ class JsonActionProtocol(ChatTranscript):
         return schema
 
     async def step(
-        self, state: AgentState, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[ModelTurn, AgentState]:
+        """Never streams the answer: the visible output is a JSON action."""
         schema = self.action_schema(limits.allow_tools)
         response_format = {
             "type": "json_schema",
@@ -95,9 +101,15 @@ class JsonActionProtocol(ChatTranscript):
         return ModelTurn(s.reasoning, s.content, (call,), usage=s.usage), update
 
     async def free_text(
-        self, state: AgentState, instruction: str, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        instruction: str,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[str, UsageRecord]:
-        """The closing answer; a model trained on our actions may still write one as JSON."""
+        """The closing answer; a model trained on our actions may still write one as JSON,
+        so it is buffered (`live` unused) and unwrapped once complete."""
         text, usage = await super().free_text(state, instruction, limits, emit)
         return _unwrap_action(text), usage
 

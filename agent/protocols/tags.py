@@ -16,7 +16,7 @@ from agent.context import compact_prompt_text, estimate_tokens
 from agent.llm.think import split_think
 from agent.llm.types import CompletionResult
 from agent.prompts import fill
-from agent.protocols.base import EmitText, ModelTurn, ProtocolDeps, StepLimits
+from agent.protocols.base import AnswerSink, EmitText, ModelTurn, ProtocolDeps, StepLimits
 from agent.state import AgentState, AnswerDraft, ToolCallRecord, ToolResultRecord, UsageRecord
 
 BEGIN_QUERY = "<|begin_search_query|>"
@@ -55,8 +55,14 @@ class TagsProtocol:
             )
 
     async def step(
-        self, state: AgentState, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[ModelTurn, AgentState]:
+        """Buffered (`live` unused): one non-streamed completion whose answer part is
+        known only once the text is split."""
         prompt = state.get("prompt_text", "")
         stops = [END_QUERY] if limits.allow_tools else []
         result = await self._complete(prompt, limits, stops)
@@ -115,7 +121,12 @@ class TagsProtocol:
         return {"prompt_text": text}
 
     async def free_text(
-        self, state: AgentState, instruction: str, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        instruction: str,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[str, UsageRecord]:
         prompt = state.get("prompt_text", "") + f"\n\n{instruction}\n\n"
         result = await self._complete(prompt, limits, [])

@@ -2,6 +2,13 @@
 
 With `tool_choice="required"` (models that never call tools on `auto`, like SmolLM2) an
 extra `answer` tool lets the model finish; with `auto`, plain content is the answer.
+
+Live answer streaming: a step streams its content as the answer only when the request
+offers no tools at all (`auto` once the tool-call budget is spent). The client does
+surface tool-call deltas before the result, but a model may write content and only then
+call a tool ("Let me look that up." + call), so while tools are offered no prefix of the
+content is known to be the answer until the call ends: those steps stay buffered, as does
+an `answer` tool call (its text arrives as JSON arguments).
 """
 
 from __future__ import annotations
@@ -13,7 +20,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.protocols.base import EmitText, ModelTurn, StepLimits, answer_from_reasoning
+from agent.protocols.base import (
+    AnswerSink,
+    EmitText,
+    ModelTurn,
+    StepLimits,
+    answer_from_reasoning,
+)
 from agent.protocols.base import stream_chat_turn as _stream
 from agent.protocols.chat import ChatTranscript
 from agent.state import AgentState, AnswerDraft, ChatTurn, ToolCallRecord, ToolResultRecord
@@ -41,13 +54,17 @@ class ToolsProtocol(ChatTranscript):
         return [*tools, answer_tool()] if required else tools
 
     async def step(
-        self, state: AgentState, limits: StepLimits, emit: EmitText
+        self,
+        state: AgentState,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
     ) -> tuple[ModelTurn, AgentState]:
         tools = self.tools_for(limits)
         request = self.request(
             state, limits, tools=tools, tool_choice=self.config.tool_choice if tools else None
         )
-        s = await _stream(self.deps.model, request, limits, emit)
+        s = await _stream(self.deps.model, request, limits, emit, None if tools else live)
         if s.overrun:
             return ModelTurn(s.reasoning, s.content, usage=s.usage, note="thinking_overrun"), {}
         calls = s.result.tool_calls if s.result is not None else ()
