@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from agent.config import AgentConfig
 from agent.context import estimate_tokens
-from agent.events import ToolResultEvent
+from agent.events import RunError, ToolResultEvent
 from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
 from agent.protocols.tags import BEGIN_RESULT, END_QUERY, END_RESULT
 from tests.agent_support import call, collect, finished, make_agent
@@ -198,3 +198,37 @@ async def test_the_closing_call_after_a_budget_fits_the_context(scripted_model: 
     assert tools[0].startswith("[older observation compacted")
     prompt = sum(estimate_tokens(m["content"] or "") + 4 for m in closing["messages"])
     assert prompt + closing["max_tokens"] <= config.usable_context
+
+
+OVERFLOW = (
+    "This model's maximum context length is 4096 tokens. However, your prompt contains at "
+    "least 4097 input tokens, which exceeds this limit even without any output tokens."
+)
+
+
+async def test_context_overflow_from_the_server_compacts_and_retries(
+    scripted_model: Factory,
+) -> None:
+    queries = ["capital of Freedonia", "Sylvania City river", "marmots"]
+    script = [ScriptedTurn(tool_calls=(call("search", query=q),)) for q in queries]
+    script.append(ScriptedTurn(status=400, error_message=OVERFLOW))  # our estimate ran short
+    script.append(ScriptedTurn(content="Brill [3]."))
+    server = scripted_model(script)
+    agent = make_agent(server.base_url, AgentConfig(top_k=2))
+    done = finished(await collect(agent.run("q", thread_id="t", run_id="r")))
+    await agent.aclose()
+    assert done.answer == "Brill [3]." and done.finalized_reason is None
+    rejected, retried = (r.body["messages"] for r in server.requests[-2:])
+    assert len(retried) == len(rejected)
+    old = [m["content"] for m in retried if m["role"] == "tool"]
+    assert old[0].startswith("[older observation compacted")
+    assert not [m for m in rejected if (m["content"] or "").startswith("[older observation")]
+
+
+async def test_other_request_errors_are_not_retried(scripted_model: Factory) -> None:
+    server = scripted_model([ScriptedTurn(status=400, error_message="unknown field 'foo'")])
+    agent = make_agent(server.base_url, AgentConfig(top_k=2))
+    events = await collect(agent.run("q", thread_id="t", run_id="r"))
+    await agent.aclose()
+    assert isinstance(events[-1], RunError) and "unknown field" in events[-1].message
+    assert len(server.requests) == 1

@@ -11,6 +11,7 @@ from langchain_core.runnables import RunnableConfig
 from agent.citations import CitationRegistry
 from agent.config import AgentConfig, Budgets
 from agent.events import Event
+from agent.llm.errors import ModelRequestError
 from agent.llm.types import ReasoningModel
 from agent.prompts import Prompts
 from agent.protocols.base import ActionProtocol, StepLimits
@@ -75,6 +76,15 @@ def step_limits(deps: NodeDeps, state: AgentState, deadline: float) -> StepLimit
         allow_tools=state.get("tool_calls_used", 0) < b.max_tool_calls,
         deadline_at=deadline,
     )
+
+
+def context_overflow(exc: BaseException) -> bool:
+    """A 4xx saying the prompt does not fit the model: our tokenizer-free estimate ran short
+    for this text (numbers and rare names cost more tokens than their length suggests)."""
+    if not isinstance(exc, ModelRequestError):
+        return False
+    message = exc.body.lower()
+    return "context length" in message or "max_tokens must be at least" in message
 
 
 def tool_context(deps: NodeDeps, state: AgentState, *, widen: bool = False) -> ToolContext:

@@ -14,8 +14,17 @@ from collections.abc import Sequence
 from langchain_core.runnables import RunnableConfig
 
 from agent.events import ReasoningDelta
+from agent.llm.errors import ModelRequestError
 from agent.nodes.answer import LiveAnswer, live_answer
-from agent.nodes.common import NodeDeps, deadline_at, emit, exhausted, step_limits, usage_of
+from agent.nodes.common import (
+    NodeDeps,
+    context_overflow,
+    deadline_at,
+    emit,
+    exhausted,
+    step_limits,
+    usage_of,
+)
 from agent.state import AgentState, StepRecord, ToolCallRecord
 from agent.tools.search import normalise_query
 
@@ -25,6 +34,9 @@ NUDGE_THINKING = (
 )
 NUDGE_EMPTY = "You gave neither an action nor an answer. Search for what you need, or answer."
 NUDGE_INVALID = "Your last action could not be used ({problem}). Reply with one valid action."
+# When the server says the prompt does not fit, old observations are compacted to this share
+# of the estimated prompt and the call is made once more.
+OVERFLOW_SHRINK = 0.7
 
 
 def only_repeats(state: AgentState, actions: Sequence[ToolCallRecord]) -> bool:
@@ -74,7 +86,20 @@ def make_reason(deps: NodeDeps):
         live = live_answer(current, step)
         started = time.monotonic()
         try:
-            turn, transcript_update = await protocol.step(current, limits, on_reasoning, live)
+            try:
+                turn, transcript_update = await protocol.step(current, limits, on_reasoning, live)
+            except ModelRequestError as exc:
+                shrunk = (
+                    protocol.compact(current, int(protocol.context_size(current) * OVERFLOW_SHRINK))
+                    if context_overflow(exc)
+                    else None
+                )
+                if not shrunk:
+                    raise
+                update.update(shrunk)
+                current = {**state, **update}
+                limits = step_limits(deps, current, deadline)
+                turn, transcript_update = await protocol.step(current, limits, on_reasoning, live)
         except TimeoutError:
             update["stop_reason"] = "deadline"
             return {**update, **_streamed(live)}
