@@ -189,6 +189,30 @@ async def test_resume_does_not_ask_finished_questions_again(
     assert len(server.requests) == 6  # nothing left to do
 
 
+async def test_retry_failed_asks_again_only_where_the_last_try_failed(
+    tmp_path: Path, scripted_model: Factory
+) -> None:
+    failed_once: list[str] = []
+
+    def flaky(req: ScriptRequest) -> ScriptedTurn:
+        text = json.dumps(req.body.get("messages", []))
+        if "Quorrin" in text and not failed_once:
+            failed_once.append("Quorrin")
+            return ScriptedTurn(status=400, error_message="prompt too long")
+        return script(req)
+
+    server = scripted_model(flaky)
+    dataset = write_dataset(tmp_path / "tiny.jsonl")
+    out = tmp_path / "out"
+    first = await run(plan(dataset, out, methods=("rag",)), server)
+    assert row(first, "rag").failures == {"model_request": 1}
+    await run(plan(dataset, out, methods=("rag",)), server)
+    assert len(server.requests) == 3  # a plain resume keeps the failure
+    again = await run(plan(dataset, out, methods=("rag",), retry_failed=True), server)
+    assert len(server.requests) == 4  # only the failed question was asked again
+    assert row(again, "rag").failures == {} and row(again, "rag", "musique").em == 1.0
+
+
 async def test_compare_two_runs(tmp_path: Path, scripted_model: Factory) -> None:
     server = scripted_model(script)
     dataset = write_dataset(tmp_path / "tiny.jsonl")

@@ -83,10 +83,16 @@ async def run_one(
 
 
 def pending_work(
-    questions: Sequence[EvalQuestion], methods: Sequence[Method], results_path: Path
+    questions: Sequence[EvalQuestion],
+    methods: Sequence[Method],
+    results_path: Path,
+    *,
+    retry_failed: bool = False,
 ) -> list[tuple[Method, EvalQuestion]]:
-    """(method, question) pairs without a recorded result yet."""
-    done = set(latest_by_key(read_results(results_path)))
+    """(method, question) pairs without a recorded result yet (or whose latest result is a
+    failure, with `retry_failed`: the new record supersedes it)."""
+    latest = latest_by_key(read_results(results_path))
+    done = {key for key, r in latest.items() if not (retry_failed and r.failure)}
     return [(m, q) for m in methods for q in questions if (m.name, q.id) not in done]
 
 
@@ -97,6 +103,7 @@ async def run_methods(
     *,
     concurrency: int = 2,
     timeout: float | None = None,
+    retry_failed: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[QuestionResult], None] | None = None,
 ) -> list[QuestionResult]:
@@ -107,7 +114,7 @@ async def run_methods(
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / RESULTS_FILE
     end_torn_line(results_path)
-    work = pending_work(questions, methods, results_path)
+    work = pending_work(questions, methods, results_path, retry_failed=retry_failed)
     if on_start is not None:
         on_start(len(questions) * len(methods), len(work))
     semaphore = asyncio.Semaphore(concurrency)

@@ -52,6 +52,7 @@ class EvalPlan:
     concurrency: int = 2
     top_k: int = 5
     timeout: float | None = None
+    retry_failed: bool = False  # on resume, ask again where the latest record is a failure
     retrieval_only: bool = False
     retrieval_rows: bool = True
     agent_config: AgentConfig | None = None
@@ -218,6 +219,7 @@ async def run_evaluation(
             plan.out_dir,
             concurrency=plan.concurrency,
             timeout=plan.timeout,
+            retry_failed=plan.retry_failed,
             on_start=started,
             on_result=finished,
         )

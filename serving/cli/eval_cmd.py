@@ -60,6 +60,9 @@ def evaluate(
     ),
     top_k: int = typer.Option(5, "--top-k", min=1, max=10, help="Passages shown to rag."),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds per question and method."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="On resume, ask again where the last try failed."
+    ),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Where eval indexes are cached (default ~/.cache/thinkrag)."
     ),
@@ -103,6 +106,7 @@ def evaluate(
         concurrency=concurrency,
         top_k=top_k,
         timeout=timeout,
+        retry_failed=retry_failed,
         retrieval_only=retrieval_only,
     )
     from serving.agent_config import agent_config_for
