@@ -105,7 +105,8 @@ def sample_questions(
 
     The dev file is grouped by dataset, so its first N lines are one dataset only; this is
     the small run that still says something about all three. Shares are rounded by largest
-    remainder, so the counts add up to exactly `n`.
+    remainder, so the counts add up to exactly `n`, and every dataset gets at least one
+    question when `n` is at least the number of datasets.
     """
     if n < 1:
         raise ValueError(f"sample size must be >= 1, got {n}")
@@ -119,6 +120,11 @@ def sample_questions(
     by_remainder = sorted(exact, key=lambda name: (counts[name] - exact[name], name))
     for name in by_remainder[: n - sum(counts.values())]:
         counts[name] += 1
+    # Every dataset gets a question when n allows: a small sample should still touch all.
+    for name in sorted(counts, key=lambda name: exact[name]):
+        if counts[name] == 0 and n >= len(counts):
+            counts[max(counts, key=lambda other: counts[other])] -= 1
+            counts[name] = 1
     rng = random.Random(seed)
     chosen: set[int] = set()
     for name in sorted(groups):

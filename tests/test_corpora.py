@@ -304,6 +304,13 @@ def test_sample_keeps_dataset_shares_and_file_order() -> None:
     order = {q.id: i for i, q in enumerate(questions)}
     assert [order[q.id] for q in sample] == sorted(order[q.id] for q in sample)
     assert sample_questions(questions, 60, seed=1) == sample  # seeded: repeatable
+    # MuSiQue's share of 3 rounds to 0, but a sample that can cover every dataset does.
+    assert Counter(q.dataset for q in sample_questions(questions, 3)) == {
+        "hotpotqa": 1,
+        "2wikimultihopqa": 1,
+        "musique": 1,
+    }
+    assert len(sample_questions(questions, 2)) == 2
     assert sample_questions(questions, 60, seed=2) != sample
     assert sample_questions(questions, 1000) == questions
     with pytest.raises(ValueError, match="sample size"):
