@@ -27,6 +27,8 @@ HNSW_MAX = 1_000_000
 MMAP_MIN_BYTES = 256 * 1024 * 1024
 HNSW_EF_SEARCH = 128
 IVF_NPROBE = 32
+# A single query over at most this many stored floats runs on the calling thread.
+SERIAL_SEARCH_MAX_FLOATS = 50_000_000
 
 
 def _faiss() -> Any:
@@ -155,3 +157,22 @@ def load_index(path: Path, *, factory: str, dim: int, ntotal: int) -> Any:
     if hasattr(inner, "nprobe"):
         inner.nprobe = IVF_NPROBE
     return index
+
+
+def search_one(index: Any, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Search one query vector, on the calling thread unless the index is very large.
+
+    FAISS hands a search to its OpenMP pool. For one query that buys little, and right after
+    an embedder's own pool has run (onnxruntime and torch threads spin-wait for a while) the
+    OpenMP threads queue for the same cores: measured 3.4 ms instead of 0.01 ms for a
+    147-vector flat index. `omp_set_num_threads` applies to the calling thread only.
+    """
+    if index.ntotal * index.d > SERIAL_SEARCH_MAX_FLOATS:
+        return index.search(vector, k)
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(vector, k)
+    finally:
+        faiss.omp_set_num_threads(before)

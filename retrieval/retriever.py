@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from retrieval.faiss_index import search_one
 from retrieval.index import IndexReader, open_index
 from retrieval.index_dir import read_current
 from retrieval.types import Embedder, Hit, Passage, SearchFilters
@@ -110,7 +111,7 @@ class FaissRetriever:
             vector = np.asarray(self.embedder.embed_queries([query]), dtype=np.float32)
         vector = vector.reshape(1, -1)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
-        scores, ids = self.reader.faiss.search(vector, min(depth, self.size))
+        scores, ids = search_one(self.reader.faiss, vector, min(depth, self.size))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def _filtered(
