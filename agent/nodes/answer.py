@@ -65,14 +65,18 @@ def settle(streamed: str, draft: AnswerDraft, known: Collection[int]) -> Checked
     Normally the streamed text is the whole checked answer. When the streaming call did
     not end as the answer (deadline or model failure mid-answer, tool calls after all),
     sent events cannot be taken back, so the answer continues them after a blank line.
+    The streamed part already passed the citation filter; it is only read for its numbers.
     """
     checked = check_answer(draft.text, known, draft.citations)
     if checked.text.startswith(streamed):
         return checked
-    joined = check_answer(f"{streamed}\n\n{draft.text}", known, draft.citations)
-    # Only an unclosed `[n` flushed at the end of the stream, met by a draft that opens
-    # with `]`, could change the streamed part; then send the draft's answer whole.
-    return joined if joined.text.startswith(streamed) else checked
+    sent = check_answer(streamed, known)
+    text = f"{streamed}\n\n{checked.text}" if checked.text else streamed
+    return CheckedAnswer(
+        text=text,
+        cited=tuple(dict.fromkeys([*sent.cited, *checked.cited])),
+        removed=checked.removed,
+    )
 
 
 def conclude(
@@ -83,7 +87,7 @@ def conclude(
     streamed = state.get("streamed_answer") or ""
     checked = settle(streamed, draft, sources.keys())
     run_id, step = state["run_id"], state.get("step", 0)
-    rest = checked.text[len(streamed) :] if checked.text.startswith(streamed) else checked.text
+    rest = checked.text[len(streamed) :]
     for i in range(0, len(rest), _CHUNK):
         emit(AnswerDelta(run_id=run_id, step=step, text=rest[i : i + _CHUNK]))
     cited = tuple(
