@@ -51,7 +51,7 @@ class AgentConfig(BaseModel):
     fetch_max_bytes: int = Field(default=1_000_000, ge=1024)
     fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     retrieval_first: bool = False  # search the question itself before the first model call
-    multihop_first: bool = False  # ...through retrieval.multihop.MultiHopRetriever
+    multihop_first: bool = False  # ...through retrieval.search.multihop.MultiHopRetriever
     # Every `search` call through the multi-hop strategy: each query also brings the
     # passages its top hits name, so a model that searches once still sees the second hop.
     multihop_search: bool = False

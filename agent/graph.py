@@ -17,6 +17,8 @@ from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
 
+from agent.actions import select_protocol
+from agent.actions.base import ProtocolDeps
 from agent.config import AgentConfig
 from agent.llm.types import ReasoningModel
 from agent.nodes.act import make_act
@@ -29,8 +31,6 @@ from agent.nodes.prefetch import make_prefetch
 from agent.nodes.reason import make_reason
 from agent.nodes.start import make_start
 from agent.prompts import Prompts
-from agent.protocols import select_protocol
-from agent.protocols.base import ProtocolDeps
 from agent.state import AgentState
 from agent.tools.base import Tool, ToolBox
 from retrieval.types import Retriever

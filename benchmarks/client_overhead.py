@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from agent.llm.client import OpenAIClient
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from agent.llm.types import ChatRequest, ChatResult, Message
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 
 TURN = ScriptedTurn(reasoning="Let me think about this step by step. " * 5, content="Paris. " * 10)
 BODY_MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]

@@ -58,8 +58,8 @@ def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 
 def corpus_passages(corpus: Path, max_tokens: int, overlap: int) -> list[str]:
-    from retrieval.chunking import chunk_text
-    from retrieval.loaders import load_paths
+    from retrieval.indexing.chunking import chunk_text
+    from retrieval.indexing.loaders import load_paths
     from retrieval.types import Document
 
     texts = []
@@ -71,8 +71,8 @@ def corpus_passages(corpus: Path, max_tokens: int, overlap: int) -> list[str]:
 
 
 def bench_throughput(embedder: Any, corpus: Path, work: Path) -> tuple[list[str], Path, float]:
-    from retrieval.job import run_index_job
-    from retrieval.job_types import IndexConfig
+    from retrieval.indexing.job import run_index_job
+    from retrieval.indexing.job_types import IndexConfig
 
     config = IndexConfig()
     texts = corpus_passages(corpus, config.max_tokens, config.overlap_tokens)
@@ -100,8 +100,8 @@ def bench_throughput(embedder: Any, corpus: Path, work: Path) -> tuple[list[str]
 
 
 def bench_latency(embedder: Any, index: Path, repeats: int) -> dict[str, float]:
-    from retrieval.index import open_index
-    from retrieval.retriever import FaissRetriever
+    from retrieval.disk.generation import open_index
+    from retrieval.search.retriever import FaissRetriever
 
     reader = open_index(index, embedder=embedder)
     retrievers = {
@@ -163,8 +163,8 @@ def bench_langchain(
     t0 = time.perf_counter()
     store = FAISS.from_texts(texts, Adapter())
     build = time.perf_counter() - t0
-    from retrieval.index import open_index
-    from retrieval.retriever import FaissRetriever
+    from retrieval.disk.generation import open_index
+    from retrieval.search.retriever import FaissRetriever
 
     ours = FaissRetriever(open_index(index, embedder=embedder), mode="dense", embedder=embedder)
     for q in QUERIES:
@@ -210,12 +210,12 @@ def make_scaled_corpus(corpus: Path, out: Path, scale: int) -> Path:
 
 def rss_child(corpus: str, index: str, embedder_spec: str) -> None:
     from retrieval.embedders import load_embedder
-    from retrieval.job import run_index_job
-    from retrieval.job_types import IndexConfig
+    from retrieval.indexing.job import run_index_job
+    from retrieval.indexing.job_types import IndexConfig
 
     if embedder_spec == "hash":  # model-free: isolates the job's own memory from the model's
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.fixtures.indexes import HashEmbedder
+        from testing.embedder import HashEmbedder
 
         embedder: Any = HashEmbedder(dim=384)
     else:

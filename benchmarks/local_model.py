@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from agent.llm.client import OpenAIClient
 from agent.llm.types import ChatRequest, ChatResult, Delta, Message
-from serving.profiles import get_profile
-from serving.vllm_launcher import VLLMServer
+from serving.models.launcher import VLLMServer
+from serving.models.profiles import get_profile
 
 PROMPTS = (
     "What is the capital of France?",

@@ -35,13 +35,13 @@ import psutil
 from agent.config import AgentConfig
 from agent.events import RunFinished, ToolResultEvent
 from agent.llm.client import OpenAIClient
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from agent.llm.types import ChatRequest, ChatResult, Message
 from agent.runner import ResearchAgent
 from agent.tools.base import ToolBox
 from agent.tools.search import SearchTool
-from retrieval.memory import InMemoryRetriever
+from retrieval.search.memory import InMemoryRetriever
 from retrieval.types import Passage
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 
 TOPICS = ["river", "capital", "bridge", "harbour", "festival", "mountain", "library", "railway"]
 

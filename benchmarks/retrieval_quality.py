@@ -1,5 +1,5 @@
 """Retrieval quality on the multi-hop dev file: single-shot BM25 / dense / hybrid per packaged
-embedder against the model-free multi-hop strategy (`retrieval.multihop`).
+embedder against the model-free multi-hop strategy (`retrieval.search.multihop`).
 
 Open-corpus setting: every question's passages pooled into one index built by the project's
 indexing job; gold = the question's supporting passages. Prints markdown: recall@k and
@@ -30,12 +30,12 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "thinkr
 
 def worker(embedder: str, dataset: Path, limit: int | None, out: Path, with_bm25: bool) -> None:
     """Build/reuse the index for one embedder and write its retrieval rows as JSON."""
-    from agent.evaluation.index_cache import ensure_eval_index
-    from agent.evaluation.retrieval_rows import evaluate_retrieval
-    from corpora.multihop import read_questions
-    from retrieval.index import open_index
-    from retrieval.multihop import MultiHopRetriever
-    from retrieval.retriever import FaissRetriever
+    from evaluation.dataset import read_questions
+    from evaluation.index_cache import ensure_eval_index
+    from evaluation.retrieval_rows import evaluate_retrieval
+    from retrieval.disk.generation import open_index
+    from retrieval.search.multihop import MultiHopRetriever
+    from retrieval.search.retriever import FaissRetriever
     from retrieval.types import Retriever
 
     questions = read_questions(dataset, limit=limit)
@@ -76,8 +76,8 @@ def main() -> None:
         return
     if not args.dataset.is_file():
         sys.exit(f"{args.dataset} not found: the eval data lives in ../shared/eval (see README)")
-    from agent.evaluation.report import render_retrieval
-    from agent.evaluation.retrieval_rows import RetrievalRow
+    from evaluation.report import render_retrieval
+    from evaluation.retrieval_rows import RetrievalRow
 
     rows: list[RetrievalRow] = []
     timings: list[str] = []

@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
-from retrieval.memory import InMemoryRetriever
+from retrieval.search.memory import InMemoryRetriever
 from retrieval.types import Passage
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 
 REPO = Path(__file__).resolve().parents[1]
 

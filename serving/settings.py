@@ -2,7 +2,7 @@
 
 Precedence (highest first): explicit overrides (CLI flags) > `THINKRAG_*` environment >
 TOML file (`--config FILE` or `THINKRAG_CONFIG`) > defaults. Inner packages never read
-the environment; `serving/app.py` turns this into typed configs for the agent.
+the environment; `serving/http/app.py` turns this into typed configs for the agent.
 """
 
 from __future__ import annotations

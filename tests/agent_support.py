@@ -11,7 +11,7 @@ from agent.events import Event, RunError, RunFinished
 from agent.llm.client import OpenAIClient
 from agent.runner import ResearchAgent
 from agent.tools.base import Tool
-from retrieval.memory import InMemoryRetriever
+from retrieval.search.memory import InMemoryRetriever
 from retrieval.types import Passage
 
 DOCS: list[tuple[str, str, list[str]]] = [

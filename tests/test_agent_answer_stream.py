@@ -15,8 +15,8 @@ from itertools import pairwise
 from agent.citations import CitationFilter, check_answer
 from agent.config import AgentConfig, RunOptions
 from agent.events import AnswerDelta, Event, RunFinished
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
 from agent.runner import ResearchAgent
+from testing.scripted import ScriptedModelServer, ScriptedTurn
 from tests.agent_support import call, finished, make_agent
 
 Factory = Callable[..., ScriptedModelServer]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from agent.config import AgentConfig, RunOptions, resolve_budgets
 from agent.events import ReasoningDelta, ToolResultEvent
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.agent_support import call, collect, finished, make_agent
 
 Factory = Callable[..., ScriptedModelServer]

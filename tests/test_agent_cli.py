@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
-from serving.agent_config import agent_config_for
 from serving.cli import app
-from serving.profiles import get_profile
+from serving.models.agent_config import agent_config_for
+from serving.models.profiles import get_profile
+from testing.scripted import ScriptedModelServer, ScriptedTurn
 from tests.agent_support import call
 
 Factory = Callable[..., ScriptedModelServer]

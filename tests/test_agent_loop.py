@@ -9,10 +9,10 @@ from agent.config import AgentConfig
 from agent.events import RunError, RunStarted, ToolCallEvent, ToolResultEvent
 from agent.llm.client import OpenAIClient
 from agent.llm.policy import RetryPolicy
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
 from agent.runner import ResearchAgent
-from retrieval.memory import InMemoryRetriever
+from retrieval.search.memory import InMemoryRetriever
 from retrieval.types import Hit, SearchFilters
+from testing.scripted import ScriptedModelServer, ScriptedTurn
 from tests.agent_support import call, collect, corpus_passages, finished, make_agent, retriever
 
 Factory = Callable[..., ScriptedModelServer]

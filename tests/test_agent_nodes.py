@@ -7,10 +7,10 @@ from collections.abc import Callable
 from agent.config import AgentConfig
 from agent.events import ToolResultEvent
 from agent.llm.client import OpenAIClient
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from agent.runner import ResearchAgent
-from retrieval.memory import InMemoryRetriever
+from retrieval.search.memory import InMemoryRetriever
 from retrieval.types import Passage
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.agent_support import call, collect, corpus_passages, finished, make_agent
 
 Factory = Callable[..., ScriptedModelServer]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent.config import RunOptions
 from agent.events import RunError
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.agent_support import call, collect, finished, make_agent
 
 Factory = Callable[..., ScriptedModelServer]

@@ -6,11 +6,11 @@ import itertools
 import json
 from collections.abc import Callable
 
+from agent.actions.tags import BEGIN_RESULT, END_QUERY, END_RESULT
 from agent.config import AgentConfig
 from agent.context import estimate_tokens
 from agent.events import RunError, ToolResultEvent
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
-from agent.protocols.tags import BEGIN_RESULT, END_QUERY, END_RESULT
+from testing.scripted import ScriptedModelServer, ScriptedTurn
 from tests.agent_support import call, collect, finished, make_agent
 
 Factory = Callable[..., ScriptedModelServer]

@@ -19,12 +19,12 @@ import pytest
 from agent.citations import check_answer, cited_numbers
 from agent.config import AgentConfig
 from agent.events import ToolResultEvent
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
 from agent.tools.base import ToolError
 from agent.tools.calculator import CalculatorError, CalculatorTool, calculate
 from agent.tools.fetch_url import FetchRefusedError, FetchUrlTool, IPAddress, check_url, fetch_page
 from agent.tools.open import OpenTool
 from agent.tools.search import SearchTool
+from testing.scripted import ScriptedModelServer, ScriptedTurn
 from tests.agent_support import call, collect, finished, make_agent
 
 Factory = Callable[..., ScriptedModelServer]

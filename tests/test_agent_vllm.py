@@ -12,8 +12,8 @@ from agent.config import RunOptions
 from agent.events import RunFinished, ToolCallEvent
 from agent.llm.client import OpenAIClient
 from agent.runner import ResearchAgent
-from serving.agent_config import agent_config_for
-from serving.profiles import get_profile
+from serving.models.agent_config import agent_config_for
+from serving.models.profiles import get_profile
 from tests.agent_support import collect, finished, retriever
 from tests.fixtures.vllm_server import VLLM_START_TIMEOUT, require_vllm
 
@@ -59,7 +59,7 @@ async def test_json_protocol_completes_on_vllm(vllm_tiny_moe: str) -> None:
 def vllm_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """vLLM serving the `local` profile (SmolLM2-135M-Instruct) for this module."""
     require_vllm()
-    from serving.vllm_launcher import VLLMServer
+    from serving.models.launcher import VLLMServer
 
     log: Path = tmp_path_factory.mktemp("vllm-local") / "local.log"
     server = VLLMServer(get_profile("local"), log_path=log)
@@ -72,7 +72,7 @@ def vllm_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from corpora.paths import demo_corpus_dir
-    from retrieval.job import run_index_job
+    from retrieval.indexing.job import run_index_job
 
     index_dir = tmp_path_factory.mktemp("demo") / "index"
     run_index_job([demo_corpus_dir()], index_dir)
@@ -82,7 +82,7 @@ def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.vllm
 @pytest.mark.slow
 async def test_demo_question_end_to_end_with_smollm2(vllm_local: str, demo_index: Path) -> None:
-    from retrieval.retriever import load_retriever
+    from retrieval.search.retriever import load_retriever
 
     profile = get_profile("local")
     config = agent_config_for(profile)

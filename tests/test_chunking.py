@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from retrieval.chunking import Span, chunk_text, count_tokens, split_sentences
+from retrieval.indexing.chunking import Span, chunk_text, count_tokens, split_sentences
 
 
 def _texts(text: str, spans: list[Span]) -> list[str]:

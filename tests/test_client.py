@@ -21,9 +21,9 @@ from agent.llm.errors import (
     ModelTimeoutError,
     ModelUsageError,
 )
-from agent.llm.scripted import ScriptedTurn
 from agent.llm.think import answer_from_reasoning, answer_missing, split_think
 from agent.llm.types import ChatRequest, ChatResult, Delta, Message, ReasoningModel, Usage
+from testing.scripted import ScriptedTurn
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from corpora.errors import EvalDataFormatError, EvalDataMissingError, UnknownDatasetError
-from corpora.multihop import (
+from corpora.paths import EVAL_DIR_ENV, demo_corpus_dir, shared_eval_dir
+from evaluation.dataset import (
     EvalQuestion,
     gold_ids,
     passage_key,
@@ -22,7 +22,7 @@ from corpora.multihop import (
     sample_questions,
     write_pooled_jsonl,
 )
-from corpora.paths import EVAL_DIR_ENV, demo_corpus_dir, shared_eval_dir
+from evaluation.errors import EvalDataFormatError, EvalDataMissingError, UnknownDatasetError
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 FORMATS = {".md", ".txt", ".html", ".jsonl"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.evaluation.report import Report
+from evaluation.report import Report
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = REPO.parent / "shared" / "eval" / "multihop_dev.jsonl"

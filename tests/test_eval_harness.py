@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.evaluation.compare import compare_runs, render_comparison
-from agent.evaluation.records import read_results
-from agent.evaluation.report import MetricRow, Report
-from agent.evaluation.session import EvalPlan, EvalUsageError, run_evaluation
 from agent.llm.client import OpenAIClient
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
-from tests.fixtures.indexes import HashEmbedder
+from evaluation.compare import compare_runs, render_comparison
+from evaluation.records import read_results
+from evaluation.report import MetricRow, Report
+from evaluation.session import EvalPlan, EvalUsageError, run_evaluation
+from testing.embedder import HashEmbedder
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 
 Factory = Callable[..., ScriptedModelServer]
 
@@ -227,7 +227,7 @@ async def test_compare_two_runs(tmp_path: Path, scripted_model: Factory) -> None
 
 
 async def test_rich_progress_hooks_drive_a_run(tmp_path: Path, scripted_model: Factory) -> None:
-    from agent.evaluation.progress import RichProgress
+    from evaluation.progress import RichProgress
 
     server = scripted_model(script)
     dataset = write_dataset(tmp_path / "tiny.jsonl")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.evaluation.compare import ComparisonError, paired_bootstrap
-from agent.evaluation.methods import short_answer
-from agent.evaluation.metrics import (
+from evaluation.compare import ComparisonError, paired_bootstrap
+from evaluation.methods import short_answer
+from evaluation.metrics import (
     all_gold,
     all_gold_at_k,
     citation_precision,

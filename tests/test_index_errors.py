@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.disk.generation import open_index
+from retrieval.disk.layout import index_path
 from retrieval.errors import (
     CorruptIndexError,
     EmptyCorpusError,
@@ -15,12 +17,10 @@ from retrieval.errors import (
     ManifestMismatchError,
     UnsafePathError,
 )
-from retrieval.index import open_index
-from retrieval.index_dir import index_path
-from retrieval.job import run_index_job
-from retrieval.job_types import IndexConfig
-from retrieval.retriever import load_retriever
-from tests.fixtures.indexes import HashEmbedder
+from retrieval.indexing.job import run_index_job
+from retrieval.indexing.job_types import IndexConfig
+from retrieval.search.retriever import load_retriever
+from testing.embedder import HashEmbedder
 
 
 @pytest.fixture

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from retrieval.disk.generation import open_index
 from retrieval.errors import ManifestMismatchError
-from retrieval.index import open_index
-from retrieval.job import index_documents, run_index_job
-from retrieval.job_types import IndexConfig
-from retrieval.retriever import load_retriever
-from tests.fixtures.indexes import HashEmbedder, make_document, passage_set, write_text_corpus
+from retrieval.indexing.job import index_documents, run_index_job
+from retrieval.indexing.job_types import IndexConfig
+from retrieval.search.retriever import load_retriever
+from testing.contract import make_document
+from testing.embedder import HashEmbedder
+from tests.fixtures.indexes import passage_set, write_text_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = IndexConfig(batch_size=8, max_tokens=40, overlap_tokens=8)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.errors import RetrievalError
-from retrieval.loaders import JsonlFields, Skipped, load_paths
+from retrieval.indexing.loaders import JsonlFields, Skipped, load_paths
 from retrieval.types import Document
 
 

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def smollm2_dir() -> Path:
     require_vllm()
-    from serving.local_models import MissingExtraError, ensure_smollm2
+    from serving.models.local import MissingExtraError, ensure_smollm2
 
     try:
         return ensure_smollm2()
@@ -26,7 +26,7 @@ def smollm2_dir() -> Path:
 
 
 def test_conversion_is_checksummed_and_reused(smollm2_dir: Path) -> None:
-    from serving.local_models import CHECKSUM_FILE, ensure_smollm2, verify_checksums
+    from serving.models.local import CHECKSUM_FILE, ensure_smollm2, verify_checksums
 
     record = json.loads((smollm2_dir / CHECKSUM_FILE).read_text())
     assert record["source"]["gguf"].endswith(".gguf")
@@ -39,8 +39,8 @@ def test_conversion_is_checksummed_and_reused(smollm2_dir: Path) -> None:
 
 
 async def test_local_profile_answers_a_trivial_question(smollm2_dir: Path, tmp_path: Path) -> None:
-    from serving.profiles import get_profile
-    from serving.vllm_launcher import VLLMServer
+    from serving.models.launcher import VLLMServer
+    from serving.models.profiles import get_profile
 
     profile = get_profile("local")
     server = VLLMServer(profile, log_path=tmp_path / "vllm.log")
@@ -67,9 +67,9 @@ def test_tiny_moe_build_is_deterministic_and_safe_to_race(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from serving.local_models import CHECKSUM_FILE, verify_checksums
+    from serving.models.local import CHECKSUM_FILE, verify_checksums
 
-    argv = [sys.executable, "-m", "serving.local_models", "build-tiny-moe"]
+    argv = [sys.executable, "-m", "serving.models.local", "build-tiny-moe"]
     runs = [
         subprocess.Popen([*argv, "--cache-dir", str(tmp_path / name)], stdout=subprocess.PIPE)
         for name in ("a", "a", "b")  # two racing builders share cache "a"

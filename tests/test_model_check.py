@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agent.llm.scripted import ScriptedTurn, ScriptRequest
-from serving.model_check import PROBE_JSON_SCHEMA, check_server, schema_errors
+from serving.models.check import PROBE_JSON_SCHEMA, check_server, schema_errors
+from testing.scripted import ScriptedTurn, ScriptRequest
 
 pytestmark = pytest.mark.timeout(60)
 

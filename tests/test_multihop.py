@@ -9,16 +9,16 @@ import pytest
 from agent.config import AgentConfig
 from agent.events import ToolResultEvent
 from agent.llm.client import OpenAIClient
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn
 from agent.runner import ResearchAgent
-from retrieval.memory import InMemoryRetriever
-from retrieval.multihop import (
+from retrieval.search.memory import InMemoryRetriever
+from retrieval.search.multihop import (
     MultiHopConfigError,
     MultiHopRetriever,
     entity_spans,
     title_mentioned,
 )
 from retrieval.types import Passage, Retriever
+from testing.scripted import ScriptedModelServer, ScriptedTurn
 from tests.agent_support import call, collect, finished
 
 # Made-up two-hop world: the question names the kazoo; only the kazoo passage names its

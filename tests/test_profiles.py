@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from serving.profiles import PROFILES, UnknownProfileError, get_profile
+from serving.models.profiles import PROFILES, UnknownProfileError, get_profile
 
 PRODUCTION_PARSERS = {
     "qwen3-30b-a3b": ("qwen3", "hermes"),

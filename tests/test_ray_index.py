@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrieval.index import open_index
-from retrieval.job import run_index_job
-from retrieval.job_types import IndexConfig
-from tests.fixtures.indexes import HashEmbedder, passage_set, write_text_corpus
+from retrieval.disk.generation import open_index
+from retrieval.indexing.job import run_index_job
+from retrieval.indexing.job_types import IndexConfig
+from testing.embedder import HashEmbedder
+from tests.fixtures.indexes import passage_set, write_text_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 
 
 def _sse_payloads(text: str) -> list[Any]:

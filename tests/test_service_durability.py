@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.llm.scripted import ScriptedTurn, ScriptRequest
+from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import (
     ModelFactory,
     ProcessServer,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from agent.llm.scripted import ScriptedTurn, ScriptRequest
+from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import (
     ModelFactory,
     ThreadServer,

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.llm.scripted import ScriptedTurn, ScriptRequest
-from serving.app import create_app
+from serving.http.app import create_app
 from serving.settings import Settings, SettingsError
+from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import ModelFactory, ThreadServer, research_turn, service_settings
 
 Q = {"model": "thinkrag-research", "messages": [{"role": "user", "content": "capital?"}]}

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from agent.llm.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from serving.settings import Settings
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.agent_support import call, corpus_passages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ class ThreadServer:
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
-        from serving.app import create_app
+        from serving.http.app import create_app
 
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.port}"

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.llm.scripted import ScriptedTurn, ScriptRequest
-from serving.store import _SCHEMA, SCHEMA_VERSION, Store, StoreError
+from serving.http.run_store import _SCHEMA, SCHEMA_VERSION, Store, StoreError
+from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import (
     ModelFactory,
     ThreadServer,
@@ -47,7 +47,7 @@ ROUTES: list[tuple[str, str, dict[str, object] | None]] = [
 
 
 def key_id(key: str) -> str:
-    """The owner the service records for `key` (see `serving/auth.py`)."""
+    """The owner the service records for `key` (see `serving/http/auth.py`)."""
     return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from agent.events import RunStarted, ToolCallEvent, ToolResultEvent
-from serving.errors import BadRequestError, RateLimitedError, ValidationFailedError
-from serving.graph_stream import GraphStreamRenderer, normalize_modes
-from serving.limits import RateLimiter
+from serving.http.errors import BadRequestError, RateLimitedError, ValidationFailedError
+from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
+from serving.http.limits import RateLimiter
+from serving.http.run_store import Store
+from serving.http.sse import frame, parse_event_id
 from serving.settings import Settings, SettingsError, load_settings
-from serving.sse import frame, parse_event_id
-from serving.store import Store
 
 
 def test_settings_precedence_env_over_toml_and_flags_over_env(
@@ -80,7 +80,7 @@ def test_rate_limiter_refills() -> None:
 def test_stream_modes_are_validated_and_rendered_deterministically() -> None:
     with pytest.raises(ValidationFailedError):
         normalize_modes(["values", "debug"])
-    from serving.store import StoredEvent
+    from serving.http.run_store import StoredEvent
 
     events = [
         RunStarted(run_id="r", thread_id="t", question="q"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.tokenize import bm25_tokenize
+from retrieval.terms import bm25_tokenize
 
 
 def test_english_lowercase_stopwords_stems() -> None:

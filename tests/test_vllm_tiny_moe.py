@@ -248,8 +248,8 @@ async def test_prefix_cache_reuse_when_the_prompt_grows(client: OpenAIClient) ->
 
 async def test_launcher_reports_an_early_exit_with_the_log_tail(vllm_tiny_moe: str) -> None:
     # Depends on the session server only so the model folder is already built.
-    from serving.profiles import get_profile
-    from serving.vllm_launcher import LaunchError, VLLMServer
+    from serving.models.launcher import LaunchError, VLLMServer
+    from serving.models.profiles import get_profile
 
     server = VLLMServer(get_profile("tiny-moe"), extra_args=("--no-such-flag",))
     with pytest.raises(LaunchError) as info:

@@ -8,13 +8,13 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from agent.actions.base import ActionProtocol, StepLimits
 from agent.citations import CitationRegistry
 from agent.config import AgentConfig, Budgets
 from agent.events import Event
 from agent.llm.errors import ModelRequestError
 from agent.llm.types import ReasoningModel
 from agent.prompts import Prompts
-from agent.protocols.base import ActionProtocol, StepLimits
 from agent.state import AgentState, UsageRecord
 from agent.tools.base import ToolBox, ToolContext
 from retrieval.types import Retriever
@@ -91,7 +91,7 @@ def tool_context(deps: NodeDeps, state: AgentState, *, widen: bool = False) -> T
     budget = deps.config.observation_token_budget * (4 if widen else 1)
     retriever = deps.retriever
     if deps.config.multihop_search:
-        from retrieval.multihop import MultiHopRetriever
+        from retrieval.search.multihop import MultiHopRetriever
 
         retriever = MultiHopRetriever(retriever)
     return ToolContext(

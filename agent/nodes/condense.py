@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from langchain_core.runnables import RunnableConfig
 
+from agent.actions.base import stream_chat_turn
 from agent.context import estimate_tokens, truncate_to_tokens
 from agent.llm.errors import ModelError
 from agent.llm.types import ChatRequest, Message
 from agent.nodes.common import NodeDeps, deadline_at, step_limits, usage_of
 from agent.prompts import fill
-from agent.protocols.base import stream_chat_turn
 from agent.state import AgentState, ToolResultRecord
 
 

@@ -15,7 +15,7 @@ def make_prefetch(deps: NodeDeps):
     async def prefetch(state: AgentState) -> AgentState:
         ctx = tool_context(deps, state)
         if deps.config.multihop_first and not deps.config.multihop_search:
-            from retrieval.multihop import MultiHopRetriever
+            from retrieval.search.multihop import MultiHopRetriever
 
             ctx.retriever = MultiHopRetriever(deps.retriever)
         question = state["question"]

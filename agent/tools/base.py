@@ -189,10 +189,20 @@ class ToolBox:
         return out
 
 
+def render_sources(sources: Sequence[SourceRecord], budget: int) -> str:
+    """Numbered passages, each cut to an equal share of the observation budget."""
+    if not sources:
+        return "No passages found."
+    share = max(24, budget // len(sources) - 8)
+    blocks = []
+    for s in sources:
+        head = f"[{s.number}] {s.title}" + (f" ({s.source})" if s.source else "")
+        blocks.append(f"{head}\n{truncate_to_tokens(s.text.strip(), share)}")
+    return "\n\n".join(blocks)
+
+
 def finish(call: ToolCallRecord, out: ToolOutput, ctx: ToolContext) -> ToolResultRecord:
     """Number the passages a tool returned, render them and cut to the observation budget."""
-    from agent.tools.search import render_sources
-
     numbers = tuple(ctx.registry.number_for(p) for p in out.passages)
     if out.cache_key is not None:
         ctx.query_cache[out.cache_key] = list(numbers)

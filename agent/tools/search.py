@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.context import truncate_to_tokens
-from agent.state import SourceRecord
 from agent.tools.base import ToolContext, ToolOutput
 
 CACHED_NOTE = (
@@ -28,18 +25,6 @@ class SearchArgs(BaseModel):
 
 def normalise_query(query: str) -> str:
     return " ".join(re.findall(r"\w+", query.lower()))
-
-
-def render_sources(sources: Sequence[SourceRecord], budget: int) -> str:
-    """Numbered passages, each cut to an equal share of the observation budget."""
-    if not sources:
-        return "No passages found."
-    share = max(24, budget // len(sources) - 8)
-    blocks = []
-    for s in sources:
-        head = f"[{s.number}] {s.title}" + (f" ({s.source})" if s.source else "")
-        blocks.append(f"{head}\n{truncate_to_tokens(s.text.strip(), share)}")
-    return "\n\n".join(blocks)
 
 
 class SearchTool:

@@ -138,7 +138,7 @@ def ask(
     settings = load_settings()
     prof = None
     if profile or settings.profile:
-        from serving.profiles import get_profile
+        from serving.models.profiles import get_profile
 
         try:
             prof = get_profile(profile or settings.profile or "")
@@ -151,10 +151,10 @@ def ask(
             "or set THINKRAG_INDEX_DIR",
             param_hint="--index",
         )
-    from retrieval.retriever import load_retriever
+    from retrieval.search.retriever import load_retriever
 
     retriever = load_retriever(index_dir, mode=settings.retriever_mode)
-    from serving.agent_config import agent_config_for
+    from serving.models.agent_config import agent_config_for
 
     config = agent_config_for(
         prof,
@@ -170,7 +170,7 @@ def ask(
     server = None
     base_url = model or settings.model_url
     if model is None and prof is not None and prof.is_local:
-        from serving.vllm_launcher import VLLMServer
+        from serving.models.launcher import VLLMServer
 
         typer.echo(f"starting local vLLM for profile {prof.name} ...", err=True)
         server = VLLMServer(prof)

@@ -17,12 +17,12 @@ import typer
 
 if TYPE_CHECKING:
     from agent.config import AnswerStyle
-    from agent.evaluation.report import Report
-    from agent.evaluation.session import EvalPlan
+    from evaluation.report import Report
+    from evaluation.session import EvalPlan
 
 
 def _run_compare(a: Path, b: Path) -> None:
-    from agent.evaluation.compare import ComparisonError, compare_runs, render_comparison
+    from evaluation.compare import ComparisonError, compare_runs, render_comparison
 
     try:
         typer.echo(render_comparison(compare_runs(a, b)))
@@ -74,8 +74,8 @@ def evaluate(
     if dataset is None:
         typer.echo("error: pass DATASET.jsonl (or --compare A B)", err=True)
         raise typer.Exit(2)
-    from agent.evaluation.index_cache import default_cache_root
-    from agent.evaluation.session import ALL_METHODS, EvalPlan, check_methods
+    from evaluation.index_cache import default_cache_root
+    from evaluation.session import ALL_METHODS, EvalPlan, check_methods
 
     methods = ALL_METHODS if method == "all" else tuple(m.strip() for m in method.split(","))
     try:
@@ -109,13 +109,13 @@ def evaluate(
         retry_failed=retry_failed,
         retrieval_only=retrieval_only,
     )
-    from serving.agent_config import agent_config_for
+    from serving.models.agent_config import agent_config_for
 
     with ExitStack() as stack:
         base_url = model
         chosen = None
         if profile is not None:
-            from serving.profiles import get_profile
+            from serving.models.profiles import get_profile
 
             chosen = get_profile(profile)
         plan.agent_config = agent_config_for(chosen)
@@ -123,7 +123,7 @@ def evaluate(
             if chosen is None or not chosen.is_local:
                 typer.echo("error: pass --model URL, or --profile local to start vLLM", err=True)
                 raise typer.Exit(2)
-            from serving.vllm_launcher import VLLMServer
+            from serving.models.launcher import VLLMServer
 
             server = stack.enter_context(VLLMServer(chosen))
             typer.echo(f"started vLLM ({chosen.name}) at {server.start()}", err=True)
@@ -135,8 +135,8 @@ def evaluate(
 
 
 async def _run(plan: EvalPlan, base_url: str | None, model_name: str | None) -> Report:
-    from agent.evaluation.progress import RichProgress
-    from agent.evaluation.session import run_evaluation
+    from evaluation.progress import RichProgress
+    from evaluation.session import run_evaluation
 
     model = None
     if base_url is not None:

@@ -55,9 +55,9 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Index documents (txt, md, html, jsonl, pdf) into a FAISS + BM25 index."""
-    from retrieval.job import run_index_job
-    from retrieval.job_types import IndexConfig, JobProgress, NoProgress
-    from retrieval.progress import RichProgress
+    from retrieval.indexing.job import run_index_job
+    from retrieval.indexing.job_types import IndexConfig, JobProgress, NoProgress
+    from retrieval.indexing.progress import RichProgress
 
     def run() -> None:
         config = IndexConfig(
@@ -118,7 +118,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
     """Search an index and print the best passages."""
-    from retrieval.retriever import load_retriever
+    from retrieval.search.retriever import load_retriever
 
     if mode not in ("hybrid", "dense", "bm25"):
         _err.print(f"[red]error: --mode must be hybrid, dense or bm25, not {mode!r}[/red]")

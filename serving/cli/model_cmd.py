@@ -24,7 +24,7 @@ def serve(
     Production (GPU) profiles are printed, not run: this machine serves them with vLLM on
     a GPU host, and thinkrag connects to it by URL.
     """
-    from serving.profiles import UnknownProfileError, get_profile
+    from serving.models.profiles import UnknownProfileError, get_profile
 
     try:
         chosen = get_profile(profile)
@@ -41,8 +41,8 @@ def serve(
             typer.echo(f"\nnote: {chosen.notes}")
         return
 
-    from serving.local_models import LocalModelError
-    from serving.vllm_launcher import LaunchError, VLLMServer
+    from serving.models.launcher import LaunchError, VLLMServer
+    from serving.models.local import LocalModelError
 
     server = VLLMServer(chosen, port=port or None, host=host)
     stop = threading.Event()
@@ -79,7 +79,7 @@ def profiles(
     from rich.console import Console
     from rich.table import Table
 
-    from serving.profiles import PROFILES
+    from serving.models.profiles import PROFILES
 
     table = Table(title="thinkrag model profiles", show_lines=True)
     for column in ("profile", "where", "model", "protocol", "vLLM flags"):
@@ -103,7 +103,7 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
-    from serving.model_check import check_server
+    from serving.models.check import check_server
 
     report = asyncio.run(check_server(url, model=model, api_key=api_key))
     table = Table(title=f"model server {url}")

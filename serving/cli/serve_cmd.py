@@ -29,8 +29,8 @@ def serve(
     """Serve the OpenAI-compatible, LangGraph-compatible and native HTTP APIs."""
     import uvicorn
 
-    from serving.app import create_app
-    from serving.components import StartupError, build_retriever, check_model
+    from serving.http.app import create_app
+    from serving.runtime import StartupError, build_retriever, check_model
     from serving.settings import SettingsError, load_settings
 
     try:

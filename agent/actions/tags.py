@@ -1,0 +1,143 @@
+"""`tags` protocol (Search-o1 / Search-R1 style) over `/v1/completions`.
+
+The model writes `<|begin_search_query|>q<|end_search_query|>`; generation stops on the
+end tag (kept in the output), we append the results between result tags and continue
+the same text. The prompt only ever grows, which vLLM's prefix cache rewards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+
+from agent.actions.base import AnswerSink, EmitText, ModelTurn, ProtocolDeps, StepLimits
+from agent.context import compact_prompt_text, estimate_tokens
+from agent.llm.think import split_think
+from agent.llm.types import CompletionResult
+from agent.prompts import fill
+from agent.state import AgentState, AnswerDraft, ToolCallRecord, ToolResultRecord, UsageRecord
+
+BEGIN_QUERY = "<|begin_search_query|>"
+END_QUERY = "<|end_search_query|>"
+BEGIN_RESULT = "<|begin_search_result|>"
+END_RESULT = "<|end_search_result|>"
+
+
+class TagsProtocol:
+    def __init__(self, deps: ProtocolDeps) -> None:
+        self.deps = deps
+        self.config = deps.config
+
+    def begin(self, state: AgentState, question: str) -> AgentState:
+        prompts = self.deps.prompts
+        text = state.get("prompt_text") or ""
+        if not text:
+            system = prompts.system("")
+            text = fill(prompts.slot("tags_template"), system=system, question=question) + "\n"
+        else:
+            text += fill(prompts.slot("tags_followup"), question=question) + "\n"
+        return {"prompt_text": text}
+
+    async def _complete(
+        self, prompt: str, limits: StepLimits, stop: Sequence[str]
+    ) -> CompletionResult:
+        remaining = max(0.001, limits.deadline_at - time.time())
+        async with asyncio.timeout(remaining):
+            return await self.deps.model.complete(
+                prompt,
+                max_tokens=limits.max_tokens,
+                stop=stop,
+                include_stop_str_in_output=True,
+                temperature=self.config.temperature,
+                seed=self.config.seed,
+            )
+
+    async def step(
+        self,
+        state: AgentState,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
+    ) -> tuple[ModelTurn, AgentState]:
+        """Buffered (`live` unused): one non-streamed completion whose answer part is
+        known only once the text is split."""
+        prompt = state.get("prompt_text", "")
+        stops = [END_QUERY] if limits.allow_tools else []
+        result = await self._complete(prompt, limits, stops)
+        text = result.text
+        usage = UsageRecord.of(result.usage)
+        update: AgentState = {"prompt_text": prompt + text}
+        if text.endswith(END_QUERY) or result.stop_reason == END_QUERY:
+            body = text.removesuffix(END_QUERY)
+            start = body.rfind(BEGIN_QUERY)
+            reasoning = body[:start] if start >= 0 else body
+            if reasoning:
+                emit(reasoning)
+            if start < 0:
+                note = f"invalid_action: write {BEGIN_QUERY} before the query"
+                return ModelTurn(reasoning, text, usage=usage, note=note), update
+            query = body[start + len(BEGIN_QUERY) :].strip()
+            call = ToolCallRecord(
+                id=f"query-{state.get('step', 0)}",
+                name="search",
+                arguments=json.dumps({"query": query}, ensure_ascii=False),
+            )
+            return ModelTurn(reasoning, text, (call,), usage=usage), update
+        if result.finish_reason == "length":
+            emit(text)
+            return ModelTurn(text, "", usage=usage, note="thinking_overrun"), update
+        reasoning, answer = split_think(text)
+        if not reasoning and BEGIN_RESULT in prompt and not answer:
+            answer = text
+        if reasoning:
+            emit(reasoning)
+        answer = answer.strip() or reasoning.strip().split("\n\n")[-1].strip()
+        if not answer:
+            return ModelTurn(reasoning, text, usage=usage, note="empty"), update
+        return ModelTurn(reasoning, answer, answer=AnswerDraft(text=answer), usage=usage), update
+
+    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> AgentState:
+        text = state.get("prompt_text", "")
+        for a in actions:
+            query = json.loads(a.arguments or "{}").get("query", "")
+            text += f"{BEGIN_QUERY}{query}{END_QUERY}"
+        return {"prompt_text": text}
+
+    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> AgentState:
+        text = state.get("prompt_text", "")
+        for r in results:
+            text += f"\n\n{BEGIN_RESULT}\n{r.observation}\n{END_RESULT}\n\n"
+        return {"prompt_text": text}
+
+    def nudge(self, state: AgentState, text: str) -> AgentState:
+        return {"prompt_text": state.get("prompt_text", "") + f"\n\n{text}\n\n"}
+
+    def record_answer(self, state: AgentState, answer: str) -> AgentState:
+        text = state.get("prompt_text", "")
+        if answer.strip() and answer.strip() not in text[-len(answer) - 200 :]:
+            text += "\n" + answer
+        return {"prompt_text": text}
+
+    async def free_text(
+        self,
+        state: AgentState,
+        instruction: str,
+        limits: StepLimits,
+        emit: EmitText,
+        live: AnswerSink | None = None,
+    ) -> tuple[str, UsageRecord]:
+        prompt = state.get("prompt_text", "") + f"\n\n{instruction}\n\n"
+        result = await self._complete(prompt, limits, [])
+        reasoning, answer = split_think(result.text)
+        if reasoning:
+            emit(reasoning)
+        return answer.strip(), UsageRecord.of(result.usage)
+
+    def context_size(self, state: AgentState) -> int:
+        return estimate_tokens(state.get("prompt_text", ""))
+
+    def compact(self, state: AgentState, limit: int) -> AgentState | None:
+        text, changed = compact_prompt_text(state.get("prompt_text", ""), limit=limit)
+        return {"prompt_text": text} if changed else None

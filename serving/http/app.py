@@ -1,0 +1,96 @@
+"""`create_app(settings)`: the FastAPI app, with every part built in its lifespan.
+
+Nothing is built at import time. On startup the lifespan opens the store, builds the
+retriever, model client and agent (or takes them from `components`, for tests), starts
+the run manager and recovers runs a previous process left unfinished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from serving.http.auth import Authenticator
+from serving.http.errors import install_error_handlers
+from serving.http.limits import BodySizeLimit, RateLimiter
+from serving.http.metrics import ServiceMetrics
+from serving.http.research import warm_up
+from serving.http.run_store import Store
+from serving.http.runs import RunLimits, RunManager
+from serving.http.services import Services
+from serving.runtime import Components, build_components
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings, *, components: Callable[[Settings], Components] | None = None
+) -> FastAPI:
+    """Build the app; `components` replaces `build_components` (tests inject fakes here)."""
+    settings.check_exposure()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db_path)
+        parts = (components or build_components)(settings)
+        metrics = ServiceMetrics()
+        limits = RunLimits(
+            max_active=settings.max_active_runs,
+            max_queued=settings.max_queued_runs,
+            max_per_key=settings.max_runs_per_key,
+            keepalive_seconds=settings.sse_keepalive_seconds,
+        )
+        await warm_up(parts.engine)
+        runs = RunManager(store, parts.engine, metrics, limits)
+        recovered = await runs.recover(settings.recover)
+        if recovered:
+            log.warning("recovered %d unfinished run(s): %s", len(recovered), recovered)
+        app.state.services = Services(
+            settings=settings,
+            store=store,
+            components=parts,
+            runs=runs,
+            metrics=metrics,
+            auth=Authenticator([k.get_secret_value() for k in settings.api_keys]),
+            limiter=RateLimiter(settings.requests_per_minute),
+            started_at=time.time(),
+            recovered=recovered,
+        )
+        try:
+            yield
+        finally:
+            await runs.shutdown()
+            await parts.engine.aclose()
+            await parts.model.aclose()
+            store.close()
+
+    app = FastAPI(
+        title="thinkrag research service",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Research questions over your documents: OpenAI-compatible, "
+        "LangGraph-server-compatible and native endpoints.",
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE", "PATCH", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "x-api-key"],
+            expose_headers=["Location", "Content-Location", "Retry-After"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+
+    from serving.http.routes import langgraph, native, openai
+
+    app.include_router(native.router)
+    app.include_router(openai.router)
+    app.include_router(langgraph.router)
+    return app

@@ -1,0 +1,394 @@
+"""The LangGraph-server-compatible subset, shaped so the official `langgraph-sdk` works.
+
+One assistant (`research`). Threads hold the conversation values; runs execute in the
+background and stream as SSE (`metadata` first, then frames per stream mode, `end`
+last). Every frame has an id `"<seq>.<k>"`, and stream responses carry a `Location`
+to rejoin, so the SDK's own reconnect (and `join_stream(last_event_id=...)`) resumes
+without losing or repeating a frame. Stateless runs (`/runs/...`) use a temporary
+thread that is kept unless `on_completion="delete"`.
+
+With API keys configured, threads and runs belong to the key that created them: another
+key gets the same 404 as for an id that never existed, and searches list only its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from serving.http.auth import Principal
+from serving.http.errors import ConflictError, NotFoundError
+from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
+from serving.http.routes.deps import principal, services, thread_id_taken, visible_thread
+from serving.http.routes.views import iso, run_out, state_out, thread_out
+from serving.http.run_store import RunRecord, ThreadRecord
+from serving.http.services import Services
+from serving.http.sse import KEEPALIVE, json_frame, parse_event_id, sse_response
+from serving.http.wire import (
+    Assistant,
+    AssistantSearch,
+    HistoryRequest,
+    JsonObject,
+    RunCreate,
+    RunOut,
+    ThreadCreate,
+    ThreadOut,
+    ThreadSearch,
+    ThreadStateOut,
+)
+
+router = APIRouter(dependencies=[Depends(principal)])
+ASSISTANT_ID = "research"
+
+
+def _assistant(svc: Services) -> Assistant:
+    ts = iso(svc.started_at)
+    return Assistant(
+        assistant_id=ASSISTANT_ID, graph_id=ASSISTANT_ID, name=ASSISTANT_ID,
+        description="Research questions over the indexed documents, with cited sources.",
+        metadata={"created_by": "system"}, created_at=ts, updated_at=ts,
+    )  # fmt: skip
+
+
+def _check_assistant(svc: Services, assistant_id: str) -> None:
+    if assistant_id not in (ASSISTANT_ID, svc.settings.assistant_name):
+        raise NotFoundError(
+            f"assistant {assistant_id!r} does not exist; use {ASSISTANT_ID!r}",
+            param="assistant_id",
+        )
+
+
+@router.post("/assistants/search", response_model=list[Assistant])
+async def search_assistants(body: AssistantSearch, request: Request) -> list[Assistant]:
+    svc = services(request)
+    if body.offset > 0 or (body.graph_id and body.graph_id != ASSISTANT_ID):
+        return []
+    return [_assistant(svc)]
+
+
+@router.get("/assistants/{assistant_id}", response_model=Assistant)
+async def get_assistant(assistant_id: str, request: Request) -> Assistant:
+    svc = services(request)
+    _check_assistant(svc, assistant_id)
+    return _assistant(svc)
+
+
+def _owned(svc: Services, who: Principal, thread_id: str) -> ThreadRecord:
+    thread = visible_thread(svc, who, thread_id)
+    if thread is None:
+        raise NotFoundError(f"thread {thread_id} does not exist; create it with POST /threads")
+    return thread
+
+
+def _thread(svc: Services, who: Principal, thread_id: str) -> ThreadOut:
+    thread = _owned(svc, who, thread_id)
+    return thread_out(thread, busy=svc.store.active_runs_on_thread(thread_id) > 0)
+
+
+@router.post("/threads", response_model=ThreadOut)
+async def create_thread(
+    body: ThreadCreate, request: Request, who: Principal = Depends(principal)
+) -> ThreadOut:
+    svc = services(request)
+    thread_id = body.thread_id or str(uuid.uuid4())
+    if (existing := svc.store.get_thread(thread_id)) is not None:
+        if not who.owns(existing.owner):
+            raise thread_id_taken(thread_id)
+        if body.if_exists == "do_nothing":
+            return _thread(svc, who, thread_id)
+        raise ConflictError(
+            f"thread {thread_id} already exists; pick another id or send if_exists='do_nothing'"
+        )
+    svc.store.create_thread(thread_id, body.metadata, owner=who.key_id)
+    return _thread(svc, who, thread_id)
+
+
+@router.post("/threads/search", response_model=list[ThreadOut])
+async def search_threads(
+    body: ThreadSearch, request: Request, who: Principal = Depends(principal)
+) -> list[ThreadOut]:
+    svc = services(request)
+    found = svc.store.search_threads(owner=who.scope, limit=body.limit, offset=body.offset)
+    return [thread_out(t, svc.store.active_runs_on_thread(t.thread_id) > 0) for t in found]
+
+
+@router.get("/threads/{thread_id}", response_model=ThreadOut)
+async def get_thread(
+    thread_id: str, request: Request, who: Principal = Depends(principal)
+) -> ThreadOut:
+    return _thread(services(request), who, thread_id)
+
+
+@router.delete("/threads/{thread_id}", status_code=204)
+async def delete_thread(
+    thread_id: str, request: Request, who: Principal = Depends(principal)
+) -> Response:
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    for run in svc.store.list_runs(thread_id, limit=1000, offset=0):
+        if svc.runs.is_live(run.run_id):
+            await svc.runs.cancel(run.run_id, wait=True)
+    svc.store.delete_thread(thread_id)
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/state", response_model=ThreadStateOut)
+async def thread_state(
+    thread_id: str, request: Request, who: Principal = Depends(principal)
+) -> ThreadStateOut:
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    snaps = svc.store.thread_history(thread_id, limit=2)
+    return state_out(
+        thread_id,
+        snaps[0] if snaps else None,
+        snaps[1].checkpoint_id if len(snaps) > 1 else None,
+    )
+
+
+@router.api_route("/threads/{thread_id}/history", methods=["GET", "POST"])
+async def thread_history(
+    thread_id: str,
+    request: Request,
+    limit: int = Query(10, ge=1, le=1000),
+    who: Principal = Depends(principal),
+) -> list[ThreadStateOut]:
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    if request.method == "POST" and await request.body():
+        limit = HistoryRequest.model_validate_json(await request.body()).limit
+    snaps = svc.store.thread_history(thread_id, limit=limit + 1)
+    return [
+        state_out(thread_id, snap, snaps[i + 1].checkpoint_id if i + 1 < len(snaps) else None)
+        for i, snap in enumerate(snaps[:limit])
+    ]
+
+
+# -- runs ---------------------------------------------------------------------------------
+def _create(
+    svc: Services, body: RunCreate, who: Principal, thread_id: str | None
+) -> tuple[RunRecord, list[str]]:
+    _check_assistant(svc, body.assistant_id)
+    modes = normalize_modes(body.stream_mode)
+    question = body.question()
+    if thread_id is None:
+        thread_id = str(uuid.uuid4())
+        svc.store.create_thread(thread_id, {"stateless": True}, owner=who.key_id, temporary=True)
+    elif visible_thread(svc, who, thread_id) is None:
+        if body.if_not_exists != "create":
+            raise NotFoundError(
+                f"thread {thread_id} does not exist; create it first or send if_not_exists='create'"
+            )
+        if svc.store.get_thread(thread_id) is not None:
+            raise thread_id_taken(thread_id)
+        svc.store.create_thread(thread_id, {}, owner=who.key_id)
+    run = svc.runs.submit(
+        run_id=str(uuid.uuid4()), thread_id=thread_id, assistant_id=ASSISTANT_ID,
+        question=question, options=body.budget().to_options(), metadata=body.metadata,
+        owner=who.key_id, allow_queue_on_thread=body.multitask_strategy == "enqueue",
+        stream_modes=modes,
+    )  # fmt: skip
+    return run, modes
+
+
+def _run_paths(run: RunRecord) -> dict[str, str]:
+    base = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    return {"Content-Location": base, "Location": base + "/stream"}
+
+
+def _get_run(svc: Services, who: Principal, thread_id: str, run_id: str) -> RunRecord:
+    _owned(svc, who, thread_id)
+    run = svc.store.get_run(run_id)
+    if run is None or run.thread_id != thread_id or not who.owns(run.owner):
+        raise NotFoundError(f"run {run_id} does not exist on thread {thread_id}")
+    return run
+
+
+async def _frames(
+    svc: Services, run: RunRecord, modes: list[str], cursor: tuple[int, int], cancel: bool
+) -> AsyncIterator[bytes]:
+    seq0, k0 = cursor
+    ended = False
+    try:
+        if (seq0, k0) < (0, 0):
+            yield json_frame({"run_id": run.run_id, "attempt": 1}, event="metadata", id="0.0")
+        renderer: GraphStreamRenderer | None = None
+        async for row in svc.runs.events(run.run_id):
+            if row is None:
+                yield KEEPALIVE
+                continue
+            if renderer is None:
+                fresh = svc.store.get_run(run.run_id) or run
+                renderer = GraphStreamRenderer(
+                    run_id=run.run_id, thread_id=run.thread_id, question=run.question,
+                    base=fresh.base_state, modes=modes,
+                )  # fmt: skip
+            for k, (event, data) in enumerate(renderer.render(row)):
+                if (row.seq, k) > (seq0, k0):
+                    yield json_frame(data, event=event, id=f"{row.seq}.{k}")
+        final = svc.store.get_run(run.run_id) or run
+        ended = True
+        yield json_frame({"run_id": run.run_id, "status": final.status}, event="end")
+    finally:
+        if cancel and not ended and svc.runs.is_live(run.run_id):
+            asyncio.get_running_loop().create_task(svc.runs.cancel(run.run_id))
+
+
+async def _result(svc: Services, run: RunRecord) -> JsonObject:
+    done = await svc.runs.join(run.run_id)
+    if done.status == "success":
+        snap = svc.store.get_snapshot(run.thread_id, run.run_id)
+        return snap.state if snap else {}
+    kind, _, message = (done.error or "error: the run failed").partition(": ")
+    return {"__error__": {"error": kind, "message": message or kind}}
+
+
+@router.post("/threads/{thread_id}/runs", response_model=RunOut)
+async def create_run(
+    thread_id: str, body: RunCreate, request: Request, who: Principal = Depends(principal)
+) -> JSONResponse:
+    run, _ = _create(services(request), body, who, thread_id)
+    return JSONResponse(run_out(run).model_dump(), headers=_run_paths(run))
+
+
+@router.post("/runs", response_model=RunOut)
+async def create_stateless_run(
+    body: RunCreate, request: Request, who: Principal = Depends(principal)
+) -> JSONResponse:
+    run, _ = _create(services(request), body, who, None)
+    return JSONResponse(run_out(run).model_dump(), headers=_run_paths(run))
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(
+    thread_id: str, body: RunCreate, request: Request, who: Principal = Depends(principal)
+) -> Response:
+    svc = services(request)
+    run, modes = _create(svc, body, who, thread_id)
+    cancel = body.on_disconnect == "cancel"
+    return sse_response(_frames(svc, run, modes, (0, -1), cancel), headers=_run_paths(run))
+
+
+@router.post("/runs/stream")
+async def stream_stateless_run(
+    body: RunCreate, request: Request, who: Principal = Depends(principal)
+) -> Response:
+    svc = services(request)
+    run, modes = _create(svc, body, who, None)
+    stream = _frames(svc, run, modes, (0, -1), body.on_disconnect == "cancel")
+    return sse_response(_finalize(svc, run, body, stream), headers=_run_paths(run))
+
+
+async def _finalize(
+    svc: Services, run: RunRecord, body: RunCreate, stream: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        yield chunk
+    if body.on_completion == "delete":
+        svc.store.delete_thread(run.thread_id)
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(
+    thread_id: str, body: RunCreate, request: Request, who: Principal = Depends(principal)
+) -> JSONResponse:
+    svc = services(request)
+    run, _ = _create(svc, body, who, thread_id)
+    headers = {"Content-Location": f"/threads/{run.thread_id}/runs/{run.run_id}"}
+    return JSONResponse(await _result(svc, run), headers=headers)
+
+
+@router.post("/runs/wait")
+async def wait_stateless_run(
+    body: RunCreate, request: Request, who: Principal = Depends(principal)
+) -> JSONResponse:
+    svc = services(request)
+    run, _ = _create(svc, body, who, None)
+    result = await _result(svc, run)
+    if body.on_completion == "delete":
+        svc.store.delete_thread(run.thread_id)
+    return JSONResponse(result)
+
+
+@router.get("/threads/{thread_id}/runs", response_model=list[RunOut])
+async def list_runs(
+    thread_id: str,
+    request: Request,
+    limit: int = Query(10, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: str | None = None,
+    who: Principal = Depends(principal),
+) -> list[RunOut]:
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    runs = svc.store.list_runs(
+        thread_id, limit=limit, offset=offset, status=status, owner=who.scope
+    )
+    return [run_out(r) for r in runs]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunOut)
+async def get_run(
+    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+) -> RunOut:
+    return run_out(_get_run(services(request), who, thread_id, run_id))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(
+    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+) -> Response:
+    svc = services(request)
+    _get_run(svc, who, thread_id, run_id)
+    if svc.runs.is_live(run_id):
+        raise ConflictError(f"run {run_id} is still executing; cancel it before deleting it")
+    svc.store.delete_run(run_id)
+    return Response(status_code=204)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    wait: int = Query(0),
+    action: str = "interrupt",
+    who: Principal = Depends(principal),
+) -> Response:
+    svc = services(request)
+    _get_run(svc, who, thread_id, run_id)
+    run = await svc.runs.cancel(run_id, wait=bool(wait))
+    if wait:
+        return JSONResponse(run_out(run).model_dump())
+    return Response(status_code=202)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(
+    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+) -> JSONResponse:
+    svc = services(request)
+    return JSONResponse(await _result(svc, _get_run(svc, who, thread_id, run_id)))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    stream_mode: list[str] | None = Query(None),
+    cancel_on_disconnect: bool = False,
+    last_event_id: str | None = Header(None),
+    who: Principal = Depends(principal),
+) -> Response:
+    svc = services(request)
+    run = _get_run(svc, who, thread_id, run_id)
+    asked = [m for m in stream_mode or [] if m]  # the SDK sends `stream_mode=` for None
+    modes = normalize_modes(asked or run.stream_modes or None)
+    cursor = parse_event_id(last_event_id)  # a bad id is a 400 before the stream starts
+    stream = _frames(svc, run, modes, cursor, cancel_on_disconnect)
+    return sse_response(stream, headers=_run_paths(run))

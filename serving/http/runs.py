@@ -1,0 +1,385 @@
+"""The run manager: admits runs, executes them in background tasks, and feeds subscribers.
+
+- Admission is bounded: at most `max_active` runs execute and `max_queued` wait; beyond
+  that `submit` raises `QueueFullError` (429), so memory never grows with load. Each API
+  key may hold `max_per_key` unfinished runs.
+- Every agent event is written to the store (numbered per run) *before* subscribers are
+  woken; subscribers only ever read the store, from their own cursor, in small batches.
+  A slow reader therefore costs one cursor, never a growing buffer.
+- Runs on one thread execute one at a time, in order (a thread is one conversation).
+- Crash recovery (`recover()` at startup): runs the store still lists as `running` were
+  cut off by a dead process. With policy `resume` they continue from the agent's last
+  checkpoint (`ResearchAgent.resume`), appending after the events already stored; with
+  policy `mark` they become `interrupted` + resumable and wait for `POST
+  /v1/runs/{id}/resume`. Runs still `pending` simply start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agent.config import RunOptions
+from agent.events import Event, RunError, RunFinished, parse_event
+from agent.llm.errors import ModelError
+from serving.http.errors import ConflictError, NotFoundError, QueueFullError, RateLimitedError
+from serving.http.metrics import ServiceMetrics
+from serving.http.research import ResearchEngine
+from serving.http.run_store import JsonObject, RunRecord, RunStatus, Store, StoredEvent
+from serving.http.threadstate import ThreadStateBuilder
+
+log = logging.getLogger(__name__)
+Mode = Literal["run", "resume"]
+_BATCH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    max_active: int = 8
+    max_queued: int = 64
+    max_per_key: int = 8
+    keepalive_seconds: float = 15.0
+
+
+class _Signal:
+    """Wakes every waiter on the next notify; a waiter that arrives later waits for the next."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    def waiter(self) -> asyncio.Future[None]:
+        if self._future is None or self._future.done():
+            self._future = asyncio.get_running_loop().create_future()
+        return self._future
+
+    def notify(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+        self._future = None
+
+
+@dataclass(eq=False)
+class _Handle:
+    run: RunRecord
+    seq: int
+    signal: _Signal = field(default_factory=_Signal)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    started: bool = False
+    builder: ThreadStateBuilder | None = None
+
+
+class RunManager:
+    def __init__(
+        self, store: Store, engine: ResearchEngine, metrics: ServiceMetrics, limits: RunLimits
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics
+        self.limits = limits
+        self._slots = asyncio.Semaphore(limits.max_active)
+        self._handles: dict[str, _Handle] = {}
+        self._thread_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._closing = False
+
+    # -- admission ----------------------------------------------------------------------
+    @property
+    def unfinished(self) -> int:
+        return len(self._handles)
+
+    @property
+    def queue_depth(self) -> int:
+        return sum(1 for h in self._handles.values() if not h.started)
+
+    def _admit(self, owner: str) -> None:
+        if self._closing:
+            raise QueueFullError("the server is shutting down; retry shortly", retry_after=5)
+        if self.unfinished >= self.limits.max_active + self.limits.max_queued:
+            self.metrics.rejected.labels(reason="queue_full").inc()
+            raise QueueFullError(
+                f"all {self.limits.max_active} run slots and {self.limits.max_queued} queue "
+                "places are taken; retry after the Retry-After delay",
+                retry_after=5,
+            )
+        mine = sum(1 for h in self._handles.values() if h.run.owner == owner)
+        if mine >= self.limits.max_per_key:
+            self.metrics.rejected.labels(reason="runs_per_key").inc()
+            raise RateLimitedError(
+                f"this API key already has {mine} unfinished runs (limit "
+                f"{self.limits.max_per_key}); wait for one to finish or cancel one",
+                retry_after=5,
+            )
+
+    def submit(
+        self,
+        *,
+        run_id: str,
+        thread_id: str,
+        assistant_id: str,
+        question: str,
+        options: RunOptions | None,
+        metadata: JsonObject,
+        owner: str,
+        allow_queue_on_thread: bool = False,
+        stream_modes: Sequence[str] = (),
+    ) -> RunRecord:
+        """Store a new run and start it in the background (raises 409/429 errors)."""
+        self._admit(owner)
+        if not allow_queue_on_thread and self.store.active_runs_on_thread(thread_id):
+            raise ConflictError(
+                f"thread {thread_id} already has a run in progress; wait for it, cancel it, "
+                "or send multitask_strategy='enqueue'"
+            )
+        opts: JsonObject = json.loads(options.model_dump_json(exclude_none=True)) if options else {}
+        thread = self.store.get_thread(thread_id)
+        run = self.store.create_run(
+            run_id=run_id, thread_id=thread_id, assistant_id=assistant_id, question=question,
+            options=opts, metadata=metadata, owner=owner,
+            base_state=thread.state if thread else {}, stream_modes=stream_modes,
+        )  # fmt: skip
+        self._launch(run, "run")
+        return run
+
+    def _launch(self, run: RunRecord, mode: Mode) -> _Handle:
+        handle = _Handle(run=run, seq=self.store.last_seq(run.run_id))
+        self._handles[run.run_id] = handle
+        self.metrics.queued.set(self.queue_depth)
+        handle.task = asyncio.create_task(self._execute(handle, mode), name=f"run-{run.run_id}")
+        return handle
+
+    # -- execution ----------------------------------------------------------------------
+    def _append(self, handle: _Handle, event: Event) -> None:
+        handle.seq += 1
+        self.store.append_event(handle.run.run_id, handle.seq, "agent", event.model_dump_json())
+        self.metrics.observe(event)
+        if handle.builder is not None:
+            handle.builder.apply(event)
+        handle.signal.notify()
+
+    def _prepare_state(self, handle: _Handle, mode: Mode) -> None:
+        """Fold the thread's values for this run (re-reading stored events on resume)."""
+        run = handle.run
+        if mode == "run" and handle.seq == 0:
+            thread = self.store.get_thread(run.thread_id)
+            base = thread.state if thread else {}
+            self.store.set_base_state(run.run_id, base)
+        else:
+            base = run.base_state
+        builder = ThreadStateBuilder(base)
+        builder.begin(run.run_id, run.question)
+        cursor = 0
+        while batch := self.store.events_after(run.run_id, cursor, limit=_BATCH):
+            for row in batch:
+                if row.kind == "agent":
+                    builder.apply(parse_event(row.data))
+                cursor = row.seq
+        handle.builder = builder
+
+    def _append_service(self, handle: _Handle, payload: JsonObject) -> None:
+        handle.seq += 1
+        self.store.append_event(handle.run.run_id, handle.seq, "service", json.dumps(payload))
+        handle.signal.notify()
+
+    async def _execute(self, handle: _Handle, mode: Mode) -> None:
+        run = handle.run
+        status: RunStatus = "error"
+        error: str | None = None
+        resumable = False
+        shutdown = False
+        try:
+            async with self._thread_locks[run.thread_id], self._slots:
+                handle.started = True
+                self._prepare_state(handle, mode)
+                self.metrics.queued.set(self.queue_depth)
+                self.metrics.active.inc()
+                self.metrics.runs_started.inc()
+                try:
+                    attempt = run.attempt + 1
+                    self.store.set_run_status(run.run_id, "running", attempt=attempt)
+                    if attempt > 1:
+                        self._append_service(
+                            handle,
+                            {"type": "run_resumed", "run_id": run.run_id, "attempt": attempt},
+                        )
+                    status, error, resumable = await self._drive(handle, mode)
+                finally:
+                    self.metrics.active.dec()
+        except asyncio.CancelledError:
+            if not handle.cancel_requested:
+                shutdown = True
+                raise  # shutdown: the row stays `running` and the next start resumes it
+            status, error, resumable = "interrupted", "cancelled by the client", False
+            self._append(
+                handle,
+                RunError(run_id=run.run_id, kind="cancelled", message="the run was cancelled"),
+            )
+        except Exception as exc:  # our own failure: recorded, never leaked as a traceback
+            log.exception("run %s failed", run.run_id)
+            status, error, resumable = "error", f"internal error: {type(exc).__name__}", True
+            self._append(
+                handle,
+                RunError(
+                    run_id=run.run_id, kind="internal_error", resumable=True,
+                    message="the service failed while running this run; resume it with "
+                    f"POST /v1/runs/{run.run_id}/resume or report the server log",
+                ),
+            )  # fmt: skip
+        finally:
+            if not shutdown:
+                self._finish(handle, status, error, resumable)
+
+    async def _drive(self, handle: _Handle, mode: Mode) -> tuple[RunStatus, str | None, bool]:
+        run = handle.run
+        stream = self._stream(run, mode)
+        finished: RunFinished | None = None
+        failed: RunError | None = None
+        try:
+            async for event in stream:
+                self._append(handle, event)
+                if isinstance(event, RunFinished):
+                    finished = event
+                elif isinstance(event, RunError):
+                    failed = event
+        except ModelError as exc:
+            failed = RunError(
+                run_id=run.run_id, step=0, kind="model_unavailable", resumable=True,
+                message=f"the model server failed ({exc}); check it is running, then resume "
+                f"with POST /v1/runs/{run.run_id}/resume",
+            )  # fmt: skip
+            self._append(handle, failed)
+        if finished is not None:
+            self._save_thread(handle)
+            return "success", None, False
+        if failed is not None:
+            return "error", f"{failed.kind}: {failed.message}", failed.resumable
+        return "error", "the agent stopped without an answer", True
+
+    async def _stream(self, run: RunRecord, mode: Mode) -> AsyncIterator[Event]:
+        """The engine's events; a resume with no checkpoint yet starts the run afresh."""
+        if mode == "resume":
+            async for event in self.engine.resume(thread_id=run.thread_id, run_id=run.run_id):
+                if isinstance(event, RunError) and event.kind == "nothing_to_resume":
+                    break  # killed before the first checkpoint: nothing to continue from
+                yield event
+            else:
+                return
+        opts = RunOptions.model_validate(run.options) if run.options else None
+        async for event in self.engine.run(
+            run.question, thread_id=run.thread_id, run_id=run.run_id, options=opts
+        ):
+            yield event
+
+    def _save_thread(self, handle: _Handle) -> None:
+        run = handle.run
+        if handle.builder is not None and self.store.get_thread(run.thread_id) is not None:
+            self.store.save_thread_state(run.thread_id, run.run_id, handle.builder.state)
+
+    def _finish(
+        self, handle: _Handle, status: RunStatus, error: str | None, resumable: bool
+    ) -> None:
+        run = handle.run
+        self.store.set_run_status(run.run_id, status, error=error, resumable=resumable)
+        self.metrics.run_ended(run.run_id, status)
+        self._handles.pop(run.run_id, None)
+        self.metrics.queued.set(self.queue_depth)
+        handle.done.set()
+        handle.signal.notify()
+
+    # -- control ------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist; list runs with GET /threads/ID/runs")
+        return run
+
+    async def cancel(self, run_id: str, *, wait: bool = False) -> RunRecord:
+        run = self.get(run_id)
+        handle = self._handles.get(run_id)
+        if handle is None:
+            if run.done:
+                return run
+            raise ConflictError(f"run {run_id} is not executing in this server; resume it first")
+        handle.cancel_requested = True
+        if handle.task is not None:
+            handle.task.cancel()
+        if wait:
+            await handle.done.wait()
+        return self.get(run_id)
+
+    async def join(self, run_id: str) -> RunRecord:
+        self.get(run_id)
+        handle = self._handles.get(run_id)
+        if handle is not None:
+            await handle.done.wait()
+        return self.get(run_id)
+
+    def resume(self, run_id: str, owner: str) -> RunRecord:
+        """Continue an interrupted or failed-but-resumable run from its checkpoint."""
+        run = self.get(run_id)
+        if run_id in self._handles:
+            raise ConflictError(f"run {run_id} is already executing; join it instead")
+        if not (run.resumable or run.status in ("pending", "running")):
+            raise ConflictError(f"run {run_id} is {run.status} and not resumable; start a new run")
+        self._admit(owner)
+        self.store.set_run_status(run_id, "pending", attempt=run.attempt)
+        self._launch(self.get(run_id), "resume")
+        return self.get(run_id)
+
+    async def recover(self, policy: Literal["resume", "mark"]) -> list[str]:
+        """Pick up the runs a previous process left unfinished; returns their ids."""
+        recovered = []
+        for run in self.store.unfinished_runs():
+            recovered.append(run.run_id)
+            if run.status == "pending" and run.attempt == 0:
+                self._launch(run, "run")
+            elif policy == "resume":
+                self._launch(run, "resume")
+            else:
+                self.store.set_run_status(
+                    run.run_id, "interrupted", resumable=True,
+                    error="the server stopped during this run; resume with POST "
+                    f"/v1/runs/{run.run_id}/resume",
+                )  # fmt: skip
+        return recovered
+
+    async def shutdown(self) -> None:
+        """Stop executing; unfinished runs stay `running` in the store for the next start."""
+        self._closing = True
+        tasks = [h.task for h in self._handles.values() if h.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- subscription -------------------------------------------------------------------
+    def is_live(self, run_id: str) -> bool:
+        return run_id in self._handles
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[StoredEvent | None]:
+        """Stored events of a run after `after`, live until the run ends.
+
+        Yields `None` when nothing happened for `keepalive_seconds` (send a keepalive).
+        """
+        cursor = after
+        while True:
+            handle = self._handles.get(run_id)
+            waiter = handle.signal.waiter() if handle is not None else None
+            rows = self.store.events_after(run_id, cursor, limit=_BATCH)
+            for row in rows:
+                yield row
+                cursor = row.seq
+            if rows:
+                continue
+            if waiter is None:
+                return  # not executing here: everything there is has been read
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(waiter), timeout=self.limits.keepalive_seconds
+                )
+            except TimeoutError:
+                yield None

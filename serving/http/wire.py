@@ -1,0 +1,322 @@
+"""Wire models of the three API families: OpenAI-compatible, LangGraph-compatible, native.
+
+Unknown-field policy (deliberate, like vLLM's): requests of the *compatibility* APIs
+ignore fields they do not know, because real clients send many optional ones (`user`,
+`webhook`, `feedback_keys`...) that do not change our answer; our *native* requests
+forbid unknown fields, so a typo fails loudly with a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from agent.config import RunOptions
+from serving.http.errors import ValidationFailedError
+
+JsonObject = dict[str, JsonValue]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: native requests forbid unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompatModel(WireModel):
+    """Compatibility-API requests: unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RunBudget(WireModel):
+    """Per-run budget overrides; each is clamped to the server's maxima."""
+
+    max_steps: int | None = Field(None, ge=1)
+    max_tool_calls: int | None = Field(None, ge=0)
+    max_total_tokens: int | None = Field(None, ge=1)
+    thinking_tokens_per_step: int | None = Field(None, ge=1)
+    deadline_seconds: float | None = Field(None, gt=0)
+    top_k: int | None = Field(None, ge=1)
+
+    def to_options(self) -> RunOptions | None:
+        values = self.model_dump(exclude_none=True)
+        return RunOptions.model_validate(values) if values else None
+
+
+# -- OpenAI-compatible -------------------------------------------------------------------
+class ContentPart(CompatModel):
+    type: str = "text"
+    text: str = ""
+
+
+class ChatMessageIn(CompatModel):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class StreamOptions(CompatModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(CompatModel):
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=1)
+    # thinkrag extension (send with the OpenAI SDK's `extra_body={"thinkrag": {...}}`).
+    thinkrag: RunBudget | None = None
+
+    def turns(self) -> list[tuple[str, str]]:
+        turns: list[tuple[str, str]] = [(m.role, m.text) for m in self.messages]
+        if turns[-1][0] != "user" or not turns[-1][1].strip():
+            raise ValidationFailedError(
+                "the last message must be a non-empty `user` message: it is the question",
+                param="messages",
+            )
+        return turns
+
+
+class UsageOut(WireModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    completion_tokens_details: JsonObject | None = None
+
+
+class SourceOut(WireModel):
+    number: int
+    title: str
+    source: str
+    passage_id: int
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+class ChatMessageOut(WireModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    reasoning: str | None = None
+    sources: list[SourceOut] = Field(default_factory=list)
+
+
+class ChatChoice(WireModel):
+    index: int = 0
+    message: ChatMessageOut
+    finish_reason: str
+
+
+class ChatCompletion(WireModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageOut
+
+
+class ChunkDelta(WireModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning: str | None = None
+
+
+class ChunkChoice(WireModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: str | None = None
+    sources: list[SourceOut] | None = None
+
+
+class ChatCompletionChunk(WireModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: UsageOut | None = None
+
+
+class ModelCard(WireModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "thinkrag"
+
+
+class ModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# -- LangGraph-compatible ----------------------------------------------------------------
+class ThreadCreate(CompatModel):
+    thread_id: str | None = Field(None, min_length=1, max_length=128)
+    metadata: JsonObject = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class ThreadSearch(CompatModel):
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class HistoryRequest(CompatModel):
+    limit: int = Field(10, ge=1, le=1000)
+
+
+class AssistantSearch(CompatModel):
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    graph_id: str | None = None
+
+
+class RunCreate(CompatModel):
+    assistant_id: str
+    input: JsonObject | None = None
+    stream_mode: str | list[str] = "values"
+    config: JsonObject | None = None
+    context: JsonObject | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "reject"
+    if_not_exists: Literal["reject", "create"] = "reject"
+    on_disconnect: Literal["cancel", "continue"] = "continue"
+    on_completion: Literal["delete", "keep"] | None = None
+
+    def question(self) -> str:
+        data = self.input or {}
+        if isinstance(data.get("question"), str) and str(data["question"]).strip():
+            return str(data["question"])
+        messages = data.get("messages")
+        if isinstance(messages, list):
+            for msg in reversed(messages):
+                if isinstance(msg, dict) and msg.get("role", msg.get("type")) in ("user", "human"):
+                    content = msg.get("content")
+                    if isinstance(content, list):
+                        content = "".join(
+                            str(p.get("text", "")) for p in content if isinstance(p, dict)
+                        )
+                    if isinstance(content, str) and content.strip():
+                        return content
+        raise ValidationFailedError(
+            "input needs a question: send {'messages': [{'role': 'user', 'content': '...'}]} "
+            "or {'question': '...'}",
+            param="input",
+        )
+
+    def budget(self) -> RunBudget:
+        """Budget overrides from `context` or `config.configurable` (LangGraph's two places)."""
+        source: JsonValue = self.context
+        if source is None and self.config is not None:
+            source = self.config.get("configurable")
+        if not isinstance(source, dict):
+            return RunBudget.model_validate({})
+        known = {k: v for k, v in source.items() if k in RunBudget.model_fields}
+        return RunBudget.model_validate(known)
+
+
+class Assistant(WireModel):
+    assistant_id: str
+    graph_id: str
+    config: JsonObject = Field(default_factory=dict)
+    context: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
+    version: int = 1
+    name: str
+    description: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class ThreadOut(WireModel):
+    thread_id: str
+    created_at: str
+    updated_at: str
+    metadata: JsonObject
+    status: Literal["idle", "busy", "interrupted", "error"]
+    values: JsonObject
+    interrupts: JsonObject = Field(default_factory=dict)
+
+
+class CheckpointOut(WireModel):
+    thread_id: str
+    checkpoint_ns: str = ""
+    checkpoint_id: str | None
+    checkpoint_map: JsonObject | None = None
+
+
+class ThreadStateOut(WireModel):
+    values: JsonObject
+    next: list[str] = Field(default_factory=list)
+    checkpoint: CheckpointOut
+    metadata: JsonObject = Field(default_factory=dict)
+    created_at: str | None
+    parent_checkpoint: CheckpointOut | None = None
+    tasks: list[JsonObject] = Field(default_factory=list)
+    interrupts: list[JsonObject] = Field(default_factory=list)
+
+
+class RunOut(WireModel):
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: str
+    updated_at: str
+    status: str
+    metadata: JsonObject
+    multitask_strategy: str = "reject"
+    kwargs: JsonObject = Field(default_factory=dict)
+    # thinkrag extras: how far recovery got and whether POST /v1/runs/{id}/resume applies.
+    attempt: int = 0
+    resumable: bool = False
+    error: str | None = None
+
+
+# -- Native ------------------------------------------------------------------------------
+class SearchRequest(WireModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(5, ge=1, le=100)
+    doc_ids: list[str] = Field(default_factory=list)
+    source_prefix: str | None = None
+
+
+class HitOut(WireModel):
+    passage_id: int
+    doc_id: str
+    title: str
+    text: str
+    score: float
+    source: str
+    start: int
+    end: int
+
+
+class SearchResponse(WireModel):
+    query: str
+    hits: list[HitOut]
+    seconds: float
+
+
+class Health(WireModel):
+    status: Literal["ok", "unavailable"]
+    index: str
+    model: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class ResearchRequest(WireModel):
+    """Native `POST /v1/runs`: start a research run in the background."""
+
+    question: str = Field(min_length=1, max_length=20_000)
+    thread_id: str | None = None
+    budget: RunBudget | None = None
