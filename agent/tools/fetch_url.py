@@ -19,6 +19,7 @@ import hashlib
 import ipaddress
 import socket
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -31,8 +32,31 @@ from agent.state import SourceRecord
 from agent.tools.base import ToolContext, ToolError, ToolOutput
 
 _MAX_REDIRECTS = 3
+_ACCEPTED_ENCODINGS = ("gzip", "deflate")
+# zlib window bits per content-encoding (deflate is the zlib format; +32 detects the header).
+_DECODERS = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": 32 + zlib.MAX_WBITS,
+}
 _PAGE_TEXT_CHARS = 20_000
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 forms whose last 32 bits are an IPv4 address: IPv4-compatible (RFC 4291,
+# deprecated), IPv4-translated (RFC 2765) and the well-known NAT64 prefix (RFC 6052).
+_EMBEDS_LOW_32 = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+    ipaddress.IPv6Network("64:ff9b::/96"),
+)
+# Ranges no public host lives in, which Python's `is_global` still calls global: the
+# deprecated IPv4-compatible and site-local (RFC 3879) forms, IPv4-translated addresses,
+# and local-use NAT64 (RFC 8215), whose IPv4 position depends on the operator's prefix
+# length (on a NAT64 network it reaches 169.254.169.254), so it is refused whole.
+_NEVER_PUBLIC_V6 = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> the host's addresses. Injectable so tests (or an operator) can control
@@ -86,17 +110,34 @@ def _allow_listed(host: str, ips: Sequence[IPAddress], allow: Sequence[str]) -> 
     return False
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address an IPv6 form carries: mapped, compatible, translated, 6to4,
+    well-known NAT64 and both Teredo ends. A router or the kernel may deliver a packet
+    for one of these to the IPv4 address, so it is what the policy must judge."""
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if any(ip in net for net in _EMBEDS_LOW_32):
+        found.append(low)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return tuple(found)
+
+
 def _blocked(ip: IPAddress) -> bool:
-    """Non-global or multicast, also when hidden in an IPv6 form that carries an IPv4
-    address (mapped, 6to4, NAT64), which `is_global` alone judges by the IPv6 prefix."""
-    if not ip.is_global or ip.is_multicast:
-        return True
+    """Non-global, multicast or a never-public IPv6 range, and for IPv6 also judged by
+    every IPv4 address it embeds (`is_global` alone judges those by the IPv6 prefix)."""
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        return embedded is not None and _blocked(embedded)
-    return False
+        if ip.scope_id is not None:
+            ip = ipaddress.IPv6Address(ip.compressed.split("%")[0])
+        if any(ip in net for net in _NEVER_PUBLIC_V6):
+            return True
+        if any(_blocked(v4) for v4 in embedded_ipv4(ip)):
+            return True
+    return not ip.is_global or ip.is_multicast
 
 
 async def _resolve(host: str, port: int, resolver: Resolver) -> tuple[IPAddress, ...]:
@@ -151,7 +192,11 @@ def html_to_text(html: str) -> tuple[str, str]:
 async def _send_pinned(client: httpx.AsyncClient, checked: CheckedURL) -> httpx.Response:
     """GET `checked.url` over a connection to one of its checked addresses (the next one
     when connecting fails, as a resolving client would), never to a fresh lookup."""
-    headers = {"accept": "text/html, text/plain", "host": checked.url.netloc.decode("ascii")}
+    headers = {
+        "accept": "text/html, text/plain",
+        "accept-encoding": ", ".join(_ACCEPTED_ENCODINGS),
+        "host": checked.url.netloc.decode("ascii"),
+    }
     # httpx sends `sni_hostname` as TLS SNI and verifies the certificate against it.
     extensions = {"sni_hostname": checked.url.raw_host.decode("ascii")}
     failure: httpx.ConnectError | None = None
@@ -167,17 +212,56 @@ async def _send_pinned(client: httpx.AsyncClient, checked: CheckedURL) -> httpx.
     raise failure
 
 
+class CappedDecoder:
+    """Undo the page's content-encoding while counting decoded bytes, so a compressed
+    bomb is refused after `max_bytes` of output, not after the client has inflated it
+    (httpx decodes a whole network chunk at once: 64 KB of gzip can be 64 MB)."""
+
+    def __init__(self, content_encoding: str, max_bytes: int, url: str) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in _DECODERS):
+            raise FetchRefusedError(
+                f"{url} is sent with content-encoding {content_encoding!r}; only gzip and "
+                "deflate are accepted"
+            )
+        self._inflate = zlib.decompressobj(_DECODERS[codings[0]]) if codings else None
+        self._left = max_bytes
+        self._url = url
+        self._max = max_bytes
+
+    def _take(self, data: bytes) -> bytes:
+        if len(data) > self._left:
+            raise FetchRefusedError(f"{self._url} is larger than {self._max} bytes")
+        self._left -= len(data)
+        return data
+
+    def feed(self, raw: bytes) -> bytes:
+        if self._inflate is None:
+            return self._take(raw)
+        try:
+            # At most one byte past the cap is ever inflated; the rest stays compressed.
+            return self._take(self._inflate.decompress(raw, self._left + 1))
+        except zlib.error as exc:
+            raise ToolError(f"{self._url} sent a corrupt compressed body ({exc})") from exc
+
+    def flush(self) -> bytes:
+        if self._inflate is None:
+            return b""
+        return self._take(self._inflate.flush(self._left + 1))
+
+
 async def _read_page(r: httpx.Response, url: str, max_bytes: int) -> FetchedPage:
     if r.status_code >= 400:
         raise ToolError(f"{url} answered HTTP {r.status_code}")
     kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind and not (kind.startswith("text/") or kind.endswith("xml")):
         raise FetchRefusedError(f"{url} is {kind}, not a text or HTML page")
+    decoder = CappedDecoder(r.headers.get("content-encoding", ""), max_bytes, url)
     body = bytearray()
-    async for chunk in r.aiter_bytes():
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise FetchRefusedError(f"{url} is larger than {max_bytes} bytes")
+    async for chunk in r.aiter_raw():
+        body.extend(decoder.feed(chunk))
+    body.extend(decoder.flush())
     text = body.decode(r.encoding or "utf-8", errors="replace")
     if kind in ("text/html", "application/xhtml+xml") or "<html" in text[:500].lower():
         title, text = html_to_text(text)
