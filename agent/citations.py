@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from agent.state import SourceRecord
-from retrieval.types import Hit, Passage
+from agent.events import Source
+from retrieval.types import Passage
 
 # [3], [3, 5], [3][5]: the bracket forms small and large models actually write.
 _CITE_GROUP_RE = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
@@ -25,28 +25,18 @@ _BLANK_RUN_RE = re.compile(r"[ \t]{2,}")
 class CitationRegistry:
     """Hands out stable numbers; wraps the `sources` mapping kept in the graph state."""
 
-    def __init__(self, sources: Mapping[int, SourceRecord] | None = None) -> None:
-        self.sources: dict[int, SourceRecord] = dict(sources or {})
+    def __init__(self, sources: Mapping[int, Source] | None = None) -> None:
+        self.sources: dict[int, Source] = dict(sources or {})
         self._by_passage = {s.passage_id: n for n, s in self.sources.items()}
 
-    def number_for(self, item: Hit | Passage | SourceRecord) -> int:
-        """The citation number of a passage, assigning the next free one the first time."""
+    def number_for(self, item: Passage | Source) -> int:
+        """The citation number of a passage (a search hit is one), assigning the next free
+        one the first time."""
         known = self._by_passage.get(item.passage_id)
         if known is not None:
             return known
         number = max(self.sources, default=0) + 1
-        doc_id = item.doc_id
-        record = SourceRecord(
-            number=number,
-            passage_id=item.passage_id,
-            doc_id=doc_id,
-            title=item.title,
-            source=item.source,
-            start=item.start,
-            end=item.end,
-            text=item.text,
-        )
-        self.sources[number] = record
+        self.sources[number] = Source.cite(number, item)
         self._by_passage[item.passage_id] = number
         return number
 
@@ -163,7 +153,7 @@ def check_answer(
     return CheckedAnswer(text=cleaned, cited=tuple(cited), removed=tuple(removed))
 
 
-def cited_span(source: SourceRecord, limit: int = 600) -> str:
+def cited_span(source: Source, limit: int = 600) -> str:
     """The span shown in a sources list: the passage text, cut on a word boundary."""
     text = source.text.strip()
     if len(text) <= limit:

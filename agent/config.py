@@ -6,9 +6,10 @@ The config holds defaults that double as maxima: a run may ask for smaller budge
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Ge, Gt
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 ActionProtocolName = Literal["tools", "json", "tags"]
 # "cited": a concise answer with [n] citations (the default). "short": the answer itself in a
@@ -26,23 +27,80 @@ PromptSlot = Literal[
 ]
 
 
-class AgentConfig(BaseModel):
-    """Everything the agent needs to know; built by the CLI/service from a model profile."""
+class Budgets(BaseModel):
+    """What one run may spend. The one budget type: `AgentConfig` holds the defaults and
+    maxima, `RunOptions` lowers some of them for one run, and the graph state keeps the
+    budgets a run actually got (`resolve_budgets`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_steps: int = Field(default=8, ge=1, le=200)
+    max_tool_calls: int = Field(default=16, ge=0, le=1000)
+    max_total_tokens: int = Field(default=60_000, ge=64)
+    thinking_tokens_per_step: int = Field(default=2048, ge=16)
+    deadline_seconds: float = Field(default=300.0, gt=0)
+    top_k: int = Field(default=5, ge=1, le=50)  # passages one search returns
+
+    @property
+    def recursion_limit(self) -> int:
+        """LangGraph supersteps this run may need: never the thing that stops a run."""
+        # reason + act (+ condense) per step, plus start, plan, prefetch, answer/finalize.
+        return 3 * self.max_steps + 10
+
+
+def _overrides_of(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s fields made optional (default None), keeping only their lower bounds: an
+    override above the maximum is clamped, one below the floor is refused by name."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        floors = [m for m in info.metadata if isinstance(m, Ge | Gt)]
+        annotation: Any = info.annotation
+        fields[name] = (Annotated[annotation | None, *floors], Field(default=None))
+    return fields
+
+
+if TYPE_CHECKING:
+    _BudgetOverrides = BaseModel
+else:
+    _BudgetOverrides = create_model("_BudgetOverrides", **_overrides_of(Budgets))
+
+
+class RunOptions(_BudgetOverrides):
+    """Per-run overrides of any `Budgets` fields (None: keep the config's); each is clamped
+    to the config's value. Same field names as `Budgets`: on the wire and in stored runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **overrides: float | None) -> None:
+        super().__init__(**overrides)
+
+    def overrides(self) -> dict[str, float]:
+        """The budgets this run lowers, by field name."""
+        return self.model_dump(exclude_none=True)
+
+
+def resolve_budgets(config: Budgets, options: RunOptions | None = None) -> Budgets:
+    """The budgets of one run: `config`'s, each lowered to the run's override if smaller."""
+    base = Budgets.model_validate({name: getattr(config, name) for name in Budgets.model_fields})
+    if options is None:
+        return base
+    lowered = {k: min(v, getattr(base, k)) for k, v in options.overrides().items()}
+    return Budgets.model_validate({**base.model_dump(), **lowered})
+
+
+class AgentConfig(Budgets):
+    """Everything the agent needs to know; built by the CLI/service from a model profile.
+
+    Its `Budgets` fields are the defaults of every run and the maxima a run may ask for.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # How the model asks for tools.
     protocol: ActionProtocolName = "tools"
     tool_choice: Literal["auto", "required"] = "auto"
-    # Budgets (defaults and maxima for per-run overrides).
-    max_steps: int = Field(default=8, ge=1, le=200)
-    max_tool_calls: int = Field(default=16, ge=0, le=1000)
-    max_total_tokens: int = Field(default=60_000, ge=64)
-    thinking_tokens_per_step: int = Field(default=2048, ge=16)
-    max_tokens_per_step: int = Field(default=1024, ge=16)
-    deadline_seconds: float = Field(default=300.0, gt=0)
+    max_tokens_per_step: int = Field(default=1024, ge=16)  # visible tokens of one model call
     # Retrieval and tools.
-    top_k: int = Field(default=5, ge=1, le=50)
     parallel_tool_cap: int = Field(default=4, ge=1, le=32)
     # Consecutive steps made only of already-searched queries before the run answers.
     max_repeated_searches: int = Field(default=2, ge=1, le=50)
@@ -79,54 +137,3 @@ class AgentConfig(BaseModel):
     def usable_context(self) -> int:
         """Tokens (by our estimate) a prompt plus its completion may take."""
         return int(self.context_length * self.context_fill)
-
-
-class RunOptions(BaseModel):
-    """Per-run budget overrides; every field is clamped to the config's value."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_steps: int | None = Field(default=None, ge=1)
-    max_tool_calls: int | None = Field(default=None, ge=0)
-    max_total_tokens: int | None = Field(default=None, ge=1)
-    thinking_tokens_per_step: int | None = Field(default=None, ge=1)
-    deadline_seconds: float | None = Field(default=None, gt=0)
-    top_k: int | None = Field(default=None, ge=1)
-
-
-class Budgets(BaseModel):
-    """The budgets one run actually gets (stored in the graph state)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_steps: int
-    max_tool_calls: int
-    max_total_tokens: int
-    thinking_tokens_per_step: int
-    deadline_seconds: float
-    top_k: int
-
-    @property
-    def recursion_limit(self) -> int:
-        """LangGraph supersteps this run may need: never the thing that stops a run."""
-        # reason + act (+ condense) per step, plus start, plan, prefetch, answer/finalize.
-        return 3 * self.max_steps + 10
-
-
-def resolve_budgets(config: AgentConfig, options: RunOptions | None = None) -> Budgets:
-    """Apply `options` on top of `config`, clamping each override to the config maximum."""
-    o = options or RunOptions()
-
-    def pick(override: float | None, limit: float) -> float:
-        return limit if override is None else min(override, limit)
-
-    return Budgets(
-        max_steps=int(pick(o.max_steps, config.max_steps)),
-        max_tool_calls=int(pick(o.max_tool_calls, config.max_tool_calls)),
-        max_total_tokens=int(pick(o.max_total_tokens, config.max_total_tokens)),
-        thinking_tokens_per_step=int(
-            pick(o.thinking_tokens_per_step, config.thinking_tokens_per_step)
-        ),
-        deadline_seconds=float(pick(o.deadline_seconds, config.deadline_seconds)),
-        top_k=int(pick(o.top_k, config.top_k)),
-    )

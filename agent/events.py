@@ -7,9 +7,13 @@ parse back without loss.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from agent.errors import RunErrorKind
+from agent.llm.types import Usage
+from retrieval.types import Passage
 
 
 class _Event(BaseModel):
@@ -18,27 +22,48 @@ class _Event(BaseModel):
     step: int = 0
 
 
-class UsageInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
+StopReason = Literal[
+    "max_steps",
+    "max_tool_calls",
+    "max_total_tokens",
+    "deadline",
+    "thinking_budget",
+    "repeated_searches",
+    "model_gave_up",
+]
 
 
-class HitInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    number: int  # citation number, stable for the run
-    passage_id: int
-    doc_id: str
-    title: str
-    source: str
-    score: float
-    snippet: str
+def reason_text(reason: StopReason) -> str:
+    """Why a run answered early, in words for users and for the finalize prompt.
+
+    A `match` with `assert_never`, so a reason added to `StopReason` without a text
+    fails type-checking.
+    """
+    match reason:
+        case "max_steps":
+            return "the step budget was used up"
+        case "max_tool_calls":
+            return "the tool-call budget was used up"
+        case "max_total_tokens":
+            return "the token budget was used up"
+        case "deadline":
+            return "the time limit was reached"
+        case "thinking_budget":
+            return "the model kept thinking past its per-step budget"
+        case "repeated_searches":
+            return "the searches kept repeating without finding anything new"
+        case "model_gave_up":
+            return "the model stopped producing actions"
+        case _:
+            assert_never(reason)
 
 
 class Source(BaseModel):
-    """One entry of the final answer's sources list."""
+    """A passage the run has seen, under its citation number stable for the thread.
+
+    The one cited-source type: the graph state keeps these, citation and final events
+    carry them, and the HTTP APIs send them as they are.
+    """
 
     model_config = ConfigDict(frozen=True)
     number: int
@@ -48,7 +73,35 @@ class Source(BaseModel):
     doc_id: str
     start: int
     end: int
-    text: str  # the cited span
+    text: str  # the passage text (in a final answer's sources list: the cited span)
+
+    @classmethod
+    def cite(cls, number: int, passage: Passage | Source) -> Source:
+        return cls(
+            number=number, title=passage.title, source=passage.source,
+            passage_id=passage.passage_id, doc_id=passage.doc_id, start=passage.start,
+            end=passage.end, text=passage.text,
+        )  # fmt: skip
+
+
+class HitInfo(BaseModel):
+    """A tool result's passage as the event stream shows it: a source, scored, cut short."""
+
+    model_config = ConfigDict(frozen=True)
+    number: int  # citation number, stable for the run
+    passage_id: int
+    doc_id: str
+    title: str
+    source: str
+    score: float
+    snippet: str
+
+    @classmethod
+    def of(cls, source: Source, score: float) -> HitInfo:
+        return cls(
+            number=source.number, passage_id=source.passage_id, doc_id=source.doc_id,
+            title=source.title, source=source.source, score=score, snippet=source.text[:240],
+        )  # fmt: skip
 
 
 class RunStarted(_Event):
@@ -93,9 +146,9 @@ class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     answer: str
     sources: list[Source]
-    finalized_reason: str | None = None  # set when a budget ran out or the model gave up
+    finalized_reason: StopReason | None = None  # set when a budget ran out or the model gave up
     removed_citations: list[int] = Field(default_factory=list)
-    usage: UsageInfo
+    usage: Usage
     steps: int
     tool_calls: int
     seconds: float
@@ -103,7 +156,7 @@ class RunFinished(_Event):
 
 class RunError(_Event):
     type: Literal["error"] = "error"
-    kind: str  # stable machine-readable kind, e.g. "model_unreachable"
+    kind: RunErrorKind  # stable and machine-readable; see agent.errors
     message: str
     resumable: bool = False
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, Budgets, RunOptions, resolve_budgets
-from agent.events import Event, RunError, RunFinished, RunStarted, Source, UsageInfo
+from agent.errors import AgentUsageError, ModelError, run_error_kind
+from agent.events import Event, RunError, RunFinished, RunStarted
 from agent.graph import build_graph, make_deps
-from agent.llm import errors as model_errors
 from agent.llm.types import Message, ReasoningModel
 from agent.state import STATE_TYPES, RunResult
 from agent.tools.base import Tool
@@ -27,30 +27,16 @@ from retrieval.types import Retriever
 
 log = logging.getLogger(__name__)
 
-_ERROR_KINDS: list[tuple[type[Exception], str]] = [
-    (model_errors.ModelConnectionError, "model_unreachable"),
-    (model_errors.ModelTimeoutError, "model_timeout"),
-    (model_errors.ModelRateLimitedError, "model_rate_limited"),
-    (model_errors.ModelServerError, "model_server_error"),
-    (model_errors.ModelRequestError, "model_request_rejected"),
-    (model_errors.ModelProtocolError, "model_protocol_error"),
-    (model_errors.ModelError, "model_error"),
-]
-
-
-class AgentUsageError(ValueError):
-    """The agent was called wrongly (e.g. resuming a thread that has nothing to resume)."""
-
 
 def finished_event(result: RunResult) -> RunFinished:
     return RunFinished(
         run_id=result.run_id,
         step=result.steps,
         answer=result.answer,
-        sources=[Source(**s.model_dump()) for s in result.sources],
+        sources=list(result.sources),
         finalized_reason=result.finalized_reason,
         removed_citations=list(result.removed_citations),
-        usage=UsageInfo(**result.usage.model_dump()),
+        usage=result.usage,
         steps=result.steps,
         tool_calls=result.tool_calls,
         seconds=result.seconds,
@@ -231,9 +217,10 @@ class ResearchAgent:
                     for update in chunk.values():
                         if isinstance(update, dict) and update.get("result") is not None:
                             result = update["result"]
-        except model_errors.ModelError as exc:
-            kind = next(k for t, k in _ERROR_KINDS if isinstance(exc, t))
-            yield RunError(run_id=run_id, kind=kind, message=str(exc), resumable=True)
+        except ModelError as exc:
+            yield RunError(
+                run_id=run_id, kind=run_error_kind(exc), message=str(exc), resumable=True
+            )
             return
         except GraphRecursionError as exc:  # a bug: our budgets should always stop first
             yield RunError(run_id=run_id, kind="recursion_limit", message=str(exc), resumable=False)

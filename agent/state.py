@@ -6,11 +6,12 @@ allow-listed for LangGraph's msgpack serializer in `STATE_TYPES`).
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.config import Budgets
+from agent.events import Source, StopReason
 from agent.llm.types import Message, ToolCall, Usage
 
 
@@ -50,57 +51,52 @@ class ChatTurn(_Record):
         )
 
 
-class UsageRecord(_Record):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
-
-    @classmethod
-    def of(cls, usage: Usage) -> UsageRecord:
-        return cls(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cached_tokens=usage.cached_tokens,
-        )
-
-    def plus(self, other: UsageRecord) -> UsageRecord:
-        return UsageRecord(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+ToolFailureKind = Literal["unknown_tool", "bad_arguments", "tool_failed", "budget"]
 
 
-class SourceRecord(_Record):
-    """A passage the run has seen, under its citation number."""
+class ToolFailure(_Record):
+    """Why a tool call produced nothing: `kind` for code, `message` for the model."""
 
-    number: int
-    passage_id: int
-    doc_id: str
-    title: str
-    source: str
-    start: int
-    end: int
-    text: str
+    kind: ToolFailureKind
+    message: str
+
+    def prompt_text(self) -> str:
+        return f"Error ({self.kind}): {self.message}"
 
 
 class ToolResultRecord(_Record):
     call_id: str
     name: str
     arguments: str
-    ok: bool
     observation: str  # what the model reads (already truncated to the budget)
     numbers: tuple[int, ...] = ()  # citation numbers of the passages it returned
     scores: tuple[float, ...] = ()
     cached: bool = False
-    error_kind: str | None = None  # "unknown_tool" | "bad_arguments" | "tool_failed" | ...
+    failure: ToolFailure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @classmethod
+    def failed(cls, call: ToolCallRecord, kind: ToolFailureKind, message: str) -> ToolResultRecord:
+        failure = ToolFailure(kind=kind, message=message)
+        return cls(
+            call_id=call.id, name=call.name, arguments=call.arguments,
+            observation=failure.prompt_text(), failure=failure,
+        )  # fmt: skip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_old_checkpoint(cls, data: Any) -> Any:
+        """Checkpoints written before `failure` kept `ok` and `error_kind` instead."""
+        if isinstance(data, dict) and "ok" in data:
+            data = dict(data)
+            kind = data.pop("error_kind", None)
+            if not data.pop("ok") and "failure" not in data:
+                message = str(data.get("observation", "")).partition("): ")[2]
+                data["failure"] = {"kind": kind or "tool_failed", "message": message}
+        return data
 
 
 class AnswerDraft(_Record):
@@ -117,7 +113,7 @@ class StepRecord(_Record):
     actions: tuple[ToolCallRecord, ...] = ()
     results: tuple[ToolResultRecord, ...] = ()
     answer: AnswerDraft | None = None
-    usage: UsageRecord = Field(default_factory=UsageRecord)
+    usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
     note: str | None = None  # "thinking_overrun", "empty", "invalid_action: ..."
 
@@ -125,23 +121,18 @@ class StepRecord(_Record):
 class RunResult(_Record):
     run_id: str
     answer: str
-    sources: tuple[SourceRecord, ...]
-    finalized_reason: str | None
+    sources: tuple[Source, ...]
+    finalized_reason: StopReason | None
     removed_citations: tuple[int, ...]
-    usage: UsageRecord
+    usage: Usage
     steps: int
     tool_calls: int
     seconds: float
 
 
-StopReason = Literal[
-    "max_steps",
-    "max_tool_calls",
-    "max_total_tokens",
-    "deadline",
-    "thinking_budget",
-    "model_gave_up",
-]
+# Old checkpoints name these records by their former names; msgpack finds them here.
+UsageRecord = Usage
+SourceRecord = Source
 
 
 class AgentState(TypedDict, total=False):
@@ -151,7 +142,7 @@ class AgentState(TypedDict, total=False):
     # thread-scoped
     transcript: list[ChatTurn]
     prompt_text: str  # the tags protocol's growing raw prompt
-    sources: dict[int, SourceRecord]
+    sources: dict[int, Source]
     exchanges: list[ChatTurn]  # questions and final answers, for thread_history
     # run-scoped
     run_id: str
@@ -161,14 +152,14 @@ class AgentState(TypedDict, total=False):
     deadline_at: float  # absolute time.time() deadline, fixed at start and kept on resume
     step: int
     tool_calls_used: int
-    usage: UsageRecord
+    usage: Usage
     steps: list[StepRecord]
     pending: list[ToolCallRecord]
     pending_results: list[ToolResultRecord]  # awaiting the condense node
     draft: AnswerDraft | None
     streamed_answer: str  # answer text already sent live as AnswerDelta events
     query_cache: dict[str, list[int]]
-    stop_reason: str | None
+    stop_reason: StopReason | None
     overruns: int  # consecutive steps that produced no action
     repeats: int  # consecutive steps that only repeated earlier searches
     result: RunResult | None
@@ -177,8 +168,9 @@ class AgentState(TypedDict, total=False):
 STATE_TYPES: tuple[type, ...] = (
     ToolCallRecord,
     ChatTurn,
-    UsageRecord,
-    SourceRecord,
+    Usage,
+    Source,
+    ToolFailure,
     ToolResultRecord,
     AnswerDraft,
     StepRecord,

@@ -7,7 +7,7 @@ SQLite or an embedding runtime directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -42,18 +42,14 @@ class Passage:
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(Passage):
     """A search result: a passage plus its score under the method that found it."""
 
-    passage_id: int
-    doc_id: str
-    title: str
-    text: str
     score: float
-    source: str
-    start: int
-    end: int
-    ordinal: int = 0
+
+    @classmethod
+    def scored(cls, passage: Passage, score: float) -> Hit:
+        return cls(**{f.name: getattr(passage, f.name) for f in fields(Passage)}, score=score)
 
 
 @dataclass(frozen=True, slots=True)

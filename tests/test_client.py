@@ -11,8 +11,7 @@ import time
 import httpx
 import pytest
 
-from agent.llm.client import OpenAIClient, RetryPolicy, Timeouts
-from agent.llm.errors import (
+from agent.errors import (
     ModelConnectionError,
     ModelProtocolError,
     ModelRateLimitedError,
@@ -21,6 +20,7 @@ from agent.llm.errors import (
     ModelTimeoutError,
     ModelUsageError,
 )
+from agent.llm.client import OpenAIClient, RetryPolicy, Timeouts
 from agent.llm.think import answer_from_reasoning, answer_missing, split_think
 from agent.llm.types import ChatRequest, ChatResult, Delta, Message, ReasoningModel, Usage
 from testing.scripted import ScriptedTurn

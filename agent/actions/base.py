@@ -24,7 +24,6 @@ from agent.state import (
     ChatTurn,
     ToolCallRecord,
     ToolResultRecord,
-    UsageRecord,
 )
 from agent.tools.base import ToolBox
 
@@ -65,7 +64,7 @@ class ModelTurn:
     content: str
     actions: tuple[ToolCallRecord, ...] = ()
     answer: AnswerDraft | None = None
-    usage: UsageRecord = field(default_factory=UsageRecord)
+    usage: Usage = field(default_factory=Usage)
     note: str | None = None  # "thinking_overrun" | "empty" | "invalid_action: ..."
 
 
@@ -105,7 +104,7 @@ class ActionProtocol(Protocol):
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[str, UsageRecord]:
+    ) -> tuple[str, Usage]:
         """A call without tools (finalize, plan, condense) on top of the transcript.
 
         Pass `live` only when the text is the run's answer (finalize); protocols whose
@@ -123,7 +122,7 @@ class StreamedTurn:
     reasoning: str
     content: str
     result: ChatResult | None  # None when we stopped reading (thinking overrun)
-    usage: UsageRecord
+    usage: Usage
     overrun: bool
 
 
@@ -186,7 +185,7 @@ async def stream_chat_turn(
             reasoning=result.reasoning,
             content="".join(content),
             result=result,
-            usage=UsageRecord.of(result.usage),
+            usage=result.usage,
             overrun=False,
         )
     if result is not None:
@@ -198,16 +197,18 @@ async def stream_chat_turn(
             reasoning=text_reasoning,
             content=text_content,
             result=result,
-            usage=UsageRecord.of(result.usage),
+            usage=result.usage,
             overrun=False,
         )
     prompt = transcript_tokens([ChatTurn(role=m.role, content=m.content) for m in request.messages])
-    usage = Usage(prompt_tokens=prompt, completion_tokens=reasoning_tokens)
+    usage = Usage(
+        prompt_tokens=prompt, completion_tokens=reasoning_tokens, reasoning_tokens=reasoning_tokens
+    )
     return StreamedTurn(
         reasoning="".join(reasoning),
         content="".join(content),
         result=None,
-        usage=UsageRecord.of(usage).model_copy(update={"reasoning_tokens": reasoning_tokens}),
+        usage=usage,
         overrun=overrun,
     )
 

@@ -14,8 +14,8 @@ from agent.actions.base import (
     stream_chat_turn,
 )
 from agent.context import compact_transcript, transcript_tokens
-from agent.llm.types import ChatRequest
-from agent.state import AgentState, ChatTurn, UsageRecord
+from agent.llm.types import ChatRequest, Usage
+from agent.state import AgentState, ChatTurn
 
 
 class ChatTranscript:
@@ -61,7 +61,7 @@ class ChatTranscript:
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[str, UsageRecord]:
+    ) -> tuple[str, Usage]:
         asked = self.nudge(state, instruction)
         streamed = await stream_chat_turn(
             self.deps.model, self.request(asked, limits), limits, emit, live

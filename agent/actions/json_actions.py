@@ -21,13 +21,13 @@ from agent.actions.base import (
     stream_chat_turn,
 )
 from agent.actions.chat import ChatTranscript
+from agent.llm.types import Usage
 from agent.state import (
     AgentState,
     AnswerDraft,
     ChatTurn,
     ToolCallRecord,
     ToolResultRecord,
-    UsageRecord,
 )
 from agent.tools.answer import AnswerArgs
 from agent.tools.base import action_branch, parameters_schema
@@ -107,7 +107,7 @@ class JsonActionProtocol(ChatTranscript):
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[str, UsageRecord]:
+    ) -> tuple[str, Usage]:
         """The closing answer; a model trained on our actions may still write one as JSON,
         so it is buffered (`live` unused) and unwrapped once complete."""
         text, usage = await super().free_text(state, instruction, limits, emit)

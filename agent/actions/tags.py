@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from agent.actions.base import AnswerSink, EmitText, ModelTurn, ProtocolDeps, StepLimits
 from agent.context import compact_prompt_text, estimate_tokens
 from agent.llm.think import split_think
-from agent.llm.types import CompletionResult
+from agent.llm.types import CompletionResult, Usage
 from agent.prompts import fill
-from agent.state import AgentState, AnswerDraft, ToolCallRecord, ToolResultRecord, UsageRecord
+from agent.state import AgentState, AnswerDraft, ToolCallRecord, ToolResultRecord
 
 BEGIN_QUERY = "<|begin_search_query|>"
 END_QUERY = "<|end_search_query|>"
@@ -67,7 +67,7 @@ class TagsProtocol:
         stops = [END_QUERY] if limits.allow_tools else []
         result = await self._complete(prompt, limits, stops)
         text = result.text
-        usage = UsageRecord.of(result.usage)
+        usage = result.usage
         update: AgentState = {"prompt_text": prompt + text}
         if text.endswith(END_QUERY) or result.stop_reason == END_QUERY:
             body = text.removesuffix(END_QUERY)
@@ -127,13 +127,13 @@ class TagsProtocol:
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[str, UsageRecord]:
+    ) -> tuple[str, Usage]:
         prompt = state.get("prompt_text", "") + f"\n\n{instruction}\n\n"
         result = await self._complete(prompt, limits, [])
         reasoning, answer = split_think(result.text)
         if reasoning:
             emit(reasoning)
-        return answer.strip(), UsageRecord.of(result.usage)
+        return answer.strip(), result.usage
 
     def context_size(self, state: AgentState) -> int:
         return estimate_tokens(state.get("prompt_text", ""))

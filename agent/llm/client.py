@@ -3,7 +3,7 @@
 One pooled `httpx.AsyncClient` per client (pass `transport=` in tests). Every call has a
 deadline (`Timeouts.total`) and retries connection failures, 429 and 5xx with jittered
 back-off (`RetryPolicy`), never other 4xx and never once a stream has yielded. Failures
-surface as the typed `agent.llm.errors` tree with messages that name the fix. Closing a
+surface as the typed `agent.errors` tree with messages that name the fix. Closing a
 stream early (break + `aclose()`, or cancelling the task) closes the upstream response, so
 vLLM aborts the generation instead of burning tokens nobody reads.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from agent.llm.errors import (
+from agent.errors import (
     ModelConnectionError,
     ModelError,
     ModelHTTPError,

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from agent.llm.errors import ModelProtocolError, ModelTimeoutError
+from agent.errors import ModelProtocolError, ModelTimeoutError
 
 
 async def sse_json(

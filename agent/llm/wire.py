@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.llm.errors import ModelProtocolError, ModelUsageError
+from agent.errors import ModelProtocolError, ModelUsageError
 from agent.llm.types import ChatRequest, FinishReason, Message, ToolCall, Usage
 
 _FINISH: dict[str, FinishReason] = {

@@ -35,13 +35,8 @@ async def run_calls(
 
     async def one(index: int, call: ToolCallRecord) -> ToolOutput | ToolResultRecord:
         if index >= budget_left:
-            return ToolResultRecord(
-                call_id=call.id,
-                name=call.name,
-                arguments=call.arguments,
-                ok=False,
-                observation="Error (budget): the tool-call budget is used up; answer now.",
-                error_kind="budget",
+            return ToolResultRecord.failed(
+                call, "budget", "the tool-call budget is used up; answer now."
             )
         async with semaphore:
             return await deps.toolbox.execute(call, ctx)
@@ -52,15 +47,7 @@ async def run_calls(
         result = outcome if isinstance(outcome, ToolResultRecord) else finish(call, outcome, ctx)
         results.append(result)
         hits = [
-            HitInfo(
-                number=n,
-                passage_id=ctx.registry.sources[n].passage_id,
-                doc_id=ctx.registry.sources[n].doc_id,
-                title=ctx.registry.sources[n].title,
-                source=ctx.registry.sources[n].source,
-                score=result.scores[i] if i < len(result.scores) else 0.0,
-                snippet=ctx.registry.sources[n].text[:240],
-            )
+            HitInfo.of(ctx.registry.sources[n], result.scores[i] if i < len(result.scores) else 0.0)
             for i, n in enumerate(result.numbers)
         ]
         emit(
@@ -80,7 +67,9 @@ async def run_calls(
 
 def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord]) -> AgentState:
     """The state update for executed calls (sources, cache, counters, step record)."""
-    used = state.get("tool_calls_used", 0) + sum(1 for r in results if r.error_kind != "budget")
+    used = state.get("tool_calls_used", 0) + sum(
+        1 for r in results if r.failure is None or r.failure.kind != "budget"
+    )
     steps = list(state.get("steps", []))
     if steps:  # the observation text already lives in the transcript: keep checkpoints small
         slim = tuple(r.model_copy(update={"observation": ""}) for r in results)

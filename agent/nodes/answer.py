@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection, Iterable
 
 from agent.citations import CheckedAnswer, CitationFilter, check_answer, cited_span
-from agent.events import AnswerDelta, CitationEvent, Source
+from agent.events import AnswerDelta, CitationEvent, StopReason
 from agent.nodes.common import NodeDeps, emit, usage_of
 from agent.state import AgentState, AnswerDraft, ChatTurn, RunResult
 
@@ -80,7 +80,7 @@ def settle(streamed: str, draft: AnswerDraft, known: Collection[int]) -> Checked
 
 
 def conclude(
-    deps: NodeDeps, state: AgentState, draft: AnswerDraft, finalized_reason: str | None
+    deps: NodeDeps, state: AgentState, draft: AnswerDraft, finalized_reason: StopReason | None
 ) -> AgentState:
     """Check citations, emit answer and citation events, and build the result update."""
     sources = state.get("sources") or {}
@@ -94,7 +94,7 @@ def conclude(
         sources[n].model_copy(update={"text": cited_span(sources[n])}) for n in checked.cited
     )
     for s in cited:
-        emit(CitationEvent(run_id=run_id, step=step, source=Source(**s.model_dump())))
+        emit(CitationEvent(run_id=run_id, step=step, source=s))
     result = RunResult(
         run_id=run_id,
         answer=checked.text,

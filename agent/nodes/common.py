@@ -11,11 +11,11 @@ from langchain_core.runnables import RunnableConfig
 from agent.actions.base import ActionProtocol, StepLimits
 from agent.citations import CitationRegistry
 from agent.config import AgentConfig, Budgets
-from agent.events import Event
-from agent.llm.errors import ModelRequestError
-from agent.llm.types import ReasoningModel
+from agent.errors import ModelRequestError
+from agent.events import Event, StopReason
+from agent.llm.types import ReasoningModel, Usage
 from agent.prompts import Prompts
-from agent.state import AgentState, UsageRecord
+from agent.state import AgentState
 from agent.tools.base import ToolBox, ToolContext
 from retrieval.types import Retriever
 
@@ -48,11 +48,11 @@ def deadline_at(config: RunnableConfig) -> float:
     return float(value) if value is not None else float("inf")
 
 
-def usage_of(state: AgentState) -> UsageRecord:
-    return state.get("usage") or UsageRecord()
+def usage_of(state: AgentState) -> Usage:
+    return state.get("usage") or Usage()
 
 
-def exhausted(state: AgentState, deadline: float) -> str | None:
+def exhausted(state: AgentState, deadline: float) -> StopReason | None:
     """The budget that stops the run before another model call, if any."""
     b: Budgets = state["budgets"]
     if state.get("step", 0) >= b.max_steps:
@@ -103,13 +103,3 @@ def tool_context(deps: NodeDeps, state: AgentState, *, widen: bool = False) -> T
         observation_budget=budget,
         query_cache={k: list(v) for k, v in (state.get("query_cache") or {}).items()},
     )
-
-
-REASON_TEXT = {
-    "max_steps": "the step budget was used up",
-    "max_tool_calls": "the tool-call budget was used up",
-    "max_total_tokens": "the token budget was used up",
-    "deadline": "the time limit was reached",
-    "thinking_budget": "the model kept thinking past its per-step budget",
-    "model_gave_up": "the model stopped producing actions",
-}

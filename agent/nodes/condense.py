@@ -8,7 +8,7 @@ from langchain_core.runnables import RunnableConfig
 
 from agent.actions.base import stream_chat_turn
 from agent.context import estimate_tokens, truncate_to_tokens
-from agent.llm.errors import ModelError
+from agent.errors import ModelError
 from agent.llm.types import ChatRequest, Message
 from agent.nodes.common import NodeDeps, deadline_at, step_limits, usage_of
 from agent.prompts import fill
@@ -36,7 +36,7 @@ def make_condense(deps: NodeDeps):
                 )
                 try:
                     s = await stream_chat_turn(deps.model, request, limits, lambda _t: None)
-                    usage = usage.plus(s.usage)
+                    usage = usage + s.usage
                     if s.content.strip():
                         text = f"(condensed from a long document)\n{s.content.strip()}"
                 except (ModelError, TimeoutError):

@@ -15,10 +15,10 @@ import logging
 from langchain_core.runnables import RunnableConfig
 
 from agent.context import estimate_tokens
-from agent.events import ReasoningDelta
-from agent.llm.errors import ModelError
+from agent.errors import ModelError
+from agent.events import ReasoningDelta, StopReason, reason_text
 from agent.nodes.answer import conclude, live_answer
-from agent.nodes.common import REASON_TEXT, NodeDeps, deadline_at, emit, step_limits, usage_of
+from agent.nodes.common import NodeDeps, deadline_at, emit, step_limits, usage_of
 from agent.prompts import fill
 from agent.state import AgentState, AnswerDraft
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _EXTRACT_PASSAGES = 3
 
 
-def evidence_answer(state: AgentState, reason: str) -> str:
+def evidence_answer(state: AgentState, reason: StopReason) -> str:
     """A model-free answer: the reason, then the most recently found passages, cited."""
     sources = state.get("sources") or {}
     steps = state.get("steps") or []
@@ -35,7 +35,7 @@ def evidence_answer(state: AgentState, reason: str) -> str:
         for result in record.results:
             numbers.extend(n for n in result.numbers if n not in numbers)
     picked = sorted(numbers[: _EXTRACT_PASSAGES * 3])[:_EXTRACT_PASSAGES]
-    head = f"I could not finish the research ({REASON_TEXT.get(reason, reason)})."
+    head = f"I could not finish the research ({reason_text(reason)})."
     if not picked:
         return head + " No relevant passages were found."
     lines = [head, "The most relevant passages found:"]
@@ -47,7 +47,7 @@ def evidence_answer(state: AgentState, reason: str) -> str:
 
 def make_finalize(deps: NodeDeps):
     async def finalize(state: AgentState, config: RunnableConfig) -> AgentState:
-        reason = state.get("stop_reason") or "model_gave_up"
+        reason: StopReason = state.get("stop_reason") or "model_gave_up"
         text = ""
         usage = usage_of(state)
         deadline = deadline_at(config)
@@ -56,7 +56,7 @@ def make_finalize(deps: NodeDeps):
         if deps.config.finalize_with_model and can_call:
             instruction = fill(
                 deps.prompts.slot("finalize"),
-                reason=REASON_TEXT.get(reason, reason),
+                reason=reason_text(reason),
                 question=state.get("question", ""),
             )
             # The closing call must fit the context too, instruction included: compact old
@@ -82,7 +82,7 @@ def make_finalize(deps: NodeDeps):
                 text, extra = await deps.protocol.free_text(
                     state, instruction, limits, on_reasoning, live
                 )
-                usage = usage.plus(extra)
+                usage = usage + extra
             except (ModelError, TimeoutError) as exc:
                 log.warning("finalize: model call failed (%s); answering from evidence", exc)
                 text = ""

@@ -22,7 +22,7 @@ def make_plan(deps: NodeDeps):
 
         text, usage = await deps.protocol.free_text(state, instruction, limits, on_reasoning)
         lines = [ln.strip("-* ").strip() for ln in text.splitlines() if ln.strip()][:3]
-        update: AgentState = {"usage": usage_of(state).plus(usage)}
+        update: AgentState = {"usage": usage_of(state) + usage}
         if lines:
             note = "Plan: answer these in turn.\n" + "\n".join(f"- {ln}" for ln in lines)
             update.update(deps.protocol.nudge(state, note))

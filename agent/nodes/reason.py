@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from langchain_core.runnables import RunnableConfig
 
+from agent.errors import ModelRequestError
 from agent.events import ReasoningDelta
-from agent.llm.errors import ModelRequestError
 from agent.nodes.answer import LiveAnswer, live_answer
 from agent.nodes.common import (
     NodeDeps,
@@ -104,7 +104,7 @@ def make_reason(deps: NodeDeps):
             update["stop_reason"] = "deadline"
             return {**update, **_streamed(live)}
         update.update(_streamed(live))
-        usage = usage_of(state).plus(turn.usage)
+        usage = usage_of(state) + turn.usage
         record = StepRecord(
             index=step,
             reasoning=turn.reasoning,

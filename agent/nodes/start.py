@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from agent.llm.types import Usage
 from agent.nodes.common import NodeDeps
-from agent.state import AgentState, ChatTurn, UsageRecord
+from agent.state import AgentState, ChatTurn
 
 
 def make_start(deps: NodeDeps):
@@ -12,7 +13,7 @@ def make_start(deps: NodeDeps):
         update: AgentState = {
             "step": 0,
             "tool_calls_used": 0,
-            "usage": UsageRecord(),
+            "usage": Usage(),
             "steps": [],
             "pending": [],
             "pending_results": [],

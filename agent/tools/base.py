@@ -19,17 +19,14 @@ from pydantic import BaseModel, ValidationError
 from agent.citations import CitationRegistry
 from agent.config import AgentConfig
 from agent.context import truncate_to_tokens
-from agent.state import SourceRecord, ToolCallRecord, ToolResultRecord
-from retrieval.types import Hit, Passage, Retriever
+from agent.errors import ToolError
+from agent.events import Source
+from agent.state import ToolCallRecord, ToolFailureKind, ToolResultRecord
+from retrieval.types import Passage, Retriever
 
 log = logging.getLogger(__name__)
 
-
-class ToolError(Exception):
-    """A tool could not do what was asked; the message is shown to the model as is."""
-
-
-Citable = Hit | Passage | SourceRecord
+Citable = Passage | Source  # a search `Hit` is a Passage
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +136,11 @@ class ToolBox:
     async def execute(
         self, call: ToolCallRecord, ctx: ToolContext
     ) -> ToolOutput | ToolResultRecord:
-        """Run one call; every failure the model caused becomes a readable observation
-        (a ToolResultRecord with ok=False); success is a ToolOutput for `finish`."""
+        """Run one call; every failure the model caused becomes a typed `ToolFailure` on
+        the result, which the model reads as text; success is a ToolOutput for `finish`."""
 
-        def fail(kind: str, message: str) -> ToolResultRecord:
-            return ToolResultRecord(
-                call_id=call.id,
-                name=call.name,
-                arguments=call.arguments,
-                ok=False,
-                observation=f"Error ({kind}): {message}",
-                error_kind=kind,
-            )
+        def fail(kind: ToolFailureKind, message: str) -> ToolResultRecord:
+            return ToolResultRecord.failed(call, kind, message)
 
         tool = self.tools.get(call.name)
         if tool is None:
@@ -189,7 +179,7 @@ class ToolBox:
         return out
 
 
-def render_sources(sources: Sequence[SourceRecord], budget: int) -> str:
+def render_sources(sources: Sequence[Source], budget: int) -> str:
     """Numbered passages, each cut to an equal share of the observation budget."""
     if not sources:
         return "No passages found."
@@ -214,7 +204,6 @@ def finish(call: ToolCallRecord, out: ToolOutput, ctx: ToolContext) -> ToolResul
         call_id=call.id,
         name=call.name,
         arguments=call.arguments,
-        ok=True,
         observation=truncate_to_tokens("\n\n".join(parts), ctx.observation_budget),
         numbers=numbers,
         scores=out.scores,

@@ -63,13 +63,7 @@ class InMemoryRetriever:
             if score > 0:
                 scored.append((score, pid))
         scored.sort(key=lambda item: (-item[0], item[1]))
-        return [self._hit(self._passages[pid], score) for score, pid in scored[:k]]
-
-    @staticmethod
-    def _hit(p: Passage, score: float) -> Hit:
-        return Hit(
-            p.passage_id, p.doc_id, p.title, p.text, score, p.source, p.start, p.end, p.ordinal
-        )
+        return [Hit.scored(self._passages[pid], score) for score, pid in scored[:k]]
 
     def get_passage(self, passage_id: int) -> Passage | None:
         return self._passages.get(passage_id)

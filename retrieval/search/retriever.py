@@ -38,20 +38,6 @@ def passes(passage: Passage, filters: SearchFilters | None) -> bool:
     return not (filters.source_prefix and not passage.source.startswith(filters.source_prefix))
 
 
-def to_hit(passage: Passage, score: float) -> Hit:
-    return Hit(
-        passage_id=passage.passage_id,
-        doc_id=passage.doc_id,
-        title=passage.title,
-        text=passage.text,
-        score=score,
-        source=passage.source,
-        start=passage.start,
-        end=passage.end,
-        ordinal=passage.ordinal,
-    )
-
-
 def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
     """Reciprocal rank fusion of id rankings, best first (ties broken by first appearance)."""
     scores: dict[int, float] = {}
@@ -127,7 +113,7 @@ class FaissRetriever:
             ranked = ranker(query, depth)
             passages = self.reader.store.passages_by_ids([pid for pid, _ in ranked])
             hits = [
-                to_hit(passages[pid], score)
+                Hit.scored(passages[pid], score)
                 for pid, score in ranked
                 if pid in passages and passes(passages[pid], filters)
             ]

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent.errors import RunErrorKind
+
 log = logging.getLogger(__name__)
 
 
@@ -72,6 +74,36 @@ class QueueFullError(RateLimitedError):
 
 class UnavailableError(ServiceError):
     status, type = 503, "unavailable"
+
+
+# The HTTP status of each way a run can fail (`agent.errors.RunErrorKind`): the model being
+# down or overloaded is 503 (retry later), one that answers garbage 502, one that times out
+# 504; a request the model rejected is the client's to fix (400); a run that cannot be
+# resumed or was cancelled conflicts with the run's state (409); our own bugs are 500.
+# Budgets and deadlines are not errors: such a run answers and names its stop reason.
+RUN_ERROR_STATUS: dict[RunErrorKind, int] = {
+    "model_unreachable": 503,
+    "model_unavailable": 503,
+    "model_rate_limited": 503,
+    "model_server_error": 503,
+    "model_protocol_error": 502,
+    "model_error": 502,
+    "model_timeout": 504,
+    "model_request_rejected": 400,
+    "nothing_to_resume": 409,
+    "cancelled": 409,
+    "recursion_limit": 500,
+    "internal_error": 500,
+}
+
+
+class RunFailedError(ServiceError):
+    """A run ended with a `RunError`; status from `RUN_ERROR_STATUS`, `type` is its kind."""
+
+    def __init__(self, kind: RunErrorKind, message: str) -> None:
+        super().__init__(f"the research run failed ({kind}): {message}")
+        self.status = RUN_ERROR_STATUS[kind]
+        self.type = kind
 
 
 def error_body(

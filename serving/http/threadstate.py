@@ -104,7 +104,7 @@ class ThreadStateBuilder:
                     usage_metadata={
                         "input_tokens": usage.prompt_tokens,
                         "output_tokens": usage.completion_tokens,
-                        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                        "total_tokens": usage.total_tokens,
                     },
                 )
             )

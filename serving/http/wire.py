@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agent.config import RunOptions
+from agent.events import Source
+from agent.llm.types import Usage
+from retrieval.types import Hit
 from serving.http.errors import ValidationFailedError
 
 JsonObject = dict[str, JsonValue]
@@ -30,19 +33,12 @@ class CompatModel(WireModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class RunBudget(WireModel):
-    """Per-run budget overrides; each is clamped to the server's maxima."""
-
-    max_steps: int | None = Field(None, ge=1)
-    max_tool_calls: int | None = Field(None, ge=0)
-    max_total_tokens: int | None = Field(None, ge=1)
-    thinking_tokens_per_step: int | None = Field(None, ge=1)
-    deadline_seconds: float | None = Field(None, gt=0)
-    top_k: int | None = Field(None, ge=1)
+class RunBudget(RunOptions):
+    """Per-run budget overrides (the agent's `RunOptions` as it is); each is clamped to
+    the server's maxima."""
 
     def to_options(self) -> RunOptions | None:
-        values = self.model_dump(exclude_none=True)
-        return RunOptions.model_validate(values) if values else None
+        return self if self.overrides() else None
 
 
 # -- OpenAI-compatible -------------------------------------------------------------------
@@ -86,21 +82,24 @@ class ChatCompletionRequest(CompatModel):
 
 
 class UsageOut(WireModel):
+    """OpenAI's usage shape (a total, reasoning tokens as a detail) of the agent's `Usage`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     completion_tokens_details: JsonObject | None = None
 
+    @classmethod
+    def of(cls, usage: Usage) -> UsageOut:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            completion_tokens_details={"reasoning_tokens": usage.reasoning_tokens},
+        )
 
-class SourceOut(WireModel):
-    number: int
-    title: str
-    source: str
-    passage_id: int
-    doc_id: str
-    start: int
-    end: int
-    text: str
+
+SourceOut = Source  # a cited source goes out as the agent keeps it
 
 
 class ChatMessageOut(WireModel):
@@ -290,15 +289,7 @@ class SearchRequest(WireModel):
     source_prefix: str | None = None
 
 
-class HitOut(WireModel):
-    passage_id: int
-    doc_id: str
-    title: str
-    text: str
-    score: float
-    source: str
-    start: int
-    end: int
+HitOut = Hit  # a search hit goes out as retrieval returns it
 
 
 class SearchResponse(WireModel):

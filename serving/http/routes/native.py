@@ -32,7 +32,6 @@ from serving.http.services import Services
 from serving.http.sse import KEEPALIVE, frame, parse_event_id, sse_response
 from serving.http.wire import (
     Health,
-    HitOut,
     ResearchRequest,
     RunOut,
     SearchRequest,
@@ -80,19 +79,7 @@ async def search(body: SearchRequest, request: Request) -> SearchResponse:
     hits = await asyncio.to_thread(retriever.search, body.query, body.k, filters)
     return SearchResponse(
         query=body.query,
-        hits=[
-            HitOut(
-                passage_id=h.passage_id,
-                doc_id=h.doc_id,
-                title=h.title,
-                text=h.text,
-                score=h.score,
-                source=h.source,
-                start=h.start,
-                end=h.end,
-            )
-            for h in hits
-        ],
+        hits=hits,
         seconds=time.perf_counter() - started,
     )
 

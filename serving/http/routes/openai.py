@@ -28,7 +28,13 @@ from agent.events import (
     parse_event,
 )
 from serving.http.auth import Principal
-from serving.http.errors import NotFoundError, ServiceError, UnavailableError, error_body
+from serving.http.errors import (
+    NotFoundError,
+    RunFailedError,
+    ServiceError,
+    UnavailableError,
+    error_body,
+)
 from serving.http.research import compose_question
 from serving.http.routes.deps import principal, services
 from serving.http.services import Services
@@ -43,7 +49,6 @@ from serving.http.wire import (
     ChunkDelta,
     ModelCard,
     ModelList,
-    SourceOut,
     UsageOut,
 )
 
@@ -63,20 +68,8 @@ def sources_markdown(sources: list[Source]) -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
-def _sources(sources: list[Source]) -> list[SourceOut]:
-    return [SourceOut.model_validate(s.model_dump()) for s in sources]
-
-
 def _usage(finished: RunFinished | None) -> UsageOut:
-    if finished is None:
-        return UsageOut()
-    u = finished.usage
-    return UsageOut(
-        prompt_tokens=u.prompt_tokens,
-        completion_tokens=u.completion_tokens,
-        total_tokens=u.prompt_tokens + u.completion_tokens,
-        completion_tokens_details={"reasoning_tokens": u.reasoning_tokens},
-    )
+    return UsageOut() if finished is None else UsageOut.of(finished.usage)
 
 
 def _start(svc: Services, body: ChatCompletionRequest, who: Principal) -> str:
@@ -119,17 +112,15 @@ async def chat_completions(
             finished = event
         elif isinstance(event, RunError):
             failure = event
+    if failure is not None and finished is None:
+        raise RunFailedError(failure.kind, failure.message)
     if finished is None:
-        raise UnavailableError(
-            f"the research run failed ({failure.kind}: {failure.message})"
-            if failure
-            else "the research run ended without an answer; retry"
-        )
+        raise UnavailableError("the research run ended without an answer; retry")
     content = finished.answer
     if svc.settings.openai_sources_in_content:
         content += sources_markdown(finished.sources)
     message = ChatMessageOut(
-        content=content, reasoning="".join(reasoning) or None, sources=_sources(finished.sources)
+        content=content, reasoning="".join(reasoning) or None, sources=finished.sources
     )
     return ChatCompletion(
         id=f"chatcmpl-{run_id}",
@@ -172,9 +163,7 @@ async def _stream(svc: Services, run_id: str, body: ChatCompletionRequest) -> As
                 tail = "" if answered else event.answer
                 if svc.settings.openai_sources_in_content:
                     tail += sources_markdown(event.sources)
-                yield chunk(
-                    ChunkDelta(content=tail), finish_reason="stop", sources=_sources(event.sources)
-                )
+                yield chunk(ChunkDelta(content=tail), finish_reason="stop", sources=event.sources)
                 if body.stream_options and body.stream_options.include_usage:
                     usage = ChatCompletionChunk(
                         id=f"chatcmpl-{run_id}", created=created, model=body.model, choices=[],
@@ -182,8 +171,7 @@ async def _stream(svc: Services, run_id: str, body: ChatCompletionRequest) -> As
                     )  # fmt: skip
                     yield frame(usage.model_dump_json(exclude_none=True))
             elif isinstance(event, RunError):
-                err = UnavailableError(f"the research run failed ({event.kind}): {event.message}")
-                yield frame(_error_json(err))
+                yield frame(_error_json(RunFailedError(event.kind, event.message)))
         done = True
         yield frame("[DONE]")
     finally:
