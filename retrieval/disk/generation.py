@@ -50,6 +50,7 @@ def open_index(index_dir: Path | str, *, embedder: Embedder | None = None) -> In
         factory=manifest.factory,
         dim=manifest.dim,
         ntotal=manifest.passages,
+        sha256=manifest.faiss_sha256,
     )
     bm25 = BM25Index(manifest.bm25_path(gen_dir))
     store = StoreReader(index_dir / STORE_FILE, generation)

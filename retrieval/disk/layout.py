@@ -19,9 +19,11 @@ publish, so a reader that read ``CURRENT`` just before a swap can still open it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 from retrieval.errors import IndexNotFoundError, UnsafePathError
@@ -75,6 +77,31 @@ def read_current(index_dir: Path) -> tuple[int, Path] | None:
             "re-run `thinkrag index ... --rebuild` to rewrite it"
         )
     return int(match.group(1)), inside(index_dir, index_dir / name, what=f"{pointer}")
+
+
+def generation_numbers(index_dir: Path) -> list[int]:
+    """Numbers of the generation directories present (published or left by a crash)."""
+    found = (_GEN_RE.match(child.name) for child in index_dir.iterdir())
+    return sorted(int(m.group(1)) for m in found if m is not None)
+
+
+def set_aside(store: Path) -> Path:
+    """Rename a damaged store (and its WAL files) out of the way; returns the new name."""
+    aside = store.with_name(f"{store.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{store}{suffix}")
+        if part.exists():
+            os.replace(part, Path(f"{aside}{suffix}"))
+    return aside
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in 1 MiB pieces (the FAISS file can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def require_current(index_dir: Path) -> tuple[int, Path]:

@@ -1,8 +1,9 @@
 """`manifest.json`: what a generation contains and how it was built, checked on every load.
 
 The manifest is written last into a generation directory; a reader trusts the FAISS file
-only after it agrees with the manifest (factory string, dimension, size), and trusts the
-query embedder only after it agrees too (id and dimension).
+only after it agrees with the manifest (sha256 of its bytes, factory string, dimension,
+size), and trusts the query embedder only after it agrees too (id and dimension).
+Manifests written before `faiss_sha256` existed have none and still open (unchecked bytes).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     generation: int
     factory: str
+    faiss_sha256: str | None = None
     metric: str = "inner_product"
     embedder_spec: str
     embedder_id: str

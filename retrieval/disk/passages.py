@@ -5,7 +5,13 @@ it. Every row records the generation that added it (`gen_added`) and the one tha
 (`gen_removed`, NULL while live), so readers of generation G see exactly
 ``gen_added <= G AND (gen_removed IS NULL OR gen_removed > G)`` while a job writes G+1.
 Passages and their vectors are committed together, one transaction per embedding batch,
-which is what lets a SIGKILLed job resume from its last committed batch.
+which is what lets a SIGKILLed job resume from its last committed batch. A pending version
+keeps its text and chunk spans (table ``spans``, added after format 1: older stores gain
+the empty table on open) until its last passage is committed, so a document is chunked
+once per job, at scan time.
+
+This module holds the schema and the read side; `retrieval.disk.passage_writer` the job's
+writable connection. No SQL lives anywhere else.
 """
 
 from __future__ import annotations
@@ -14,8 +20,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +59,13 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_id ON passages(passage_id);
 CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS vectors (pk INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS spans (
+  version_id INTEGER NOT NULL,
+  ordinal INTEGER NOT NULL,
+  start_char INTEGER NOT NULL,
+  end_char INTEGER NOT NULL,
+  PRIMARY KEY (version_id, ordinal)
+);
 """
 
 _VISIBLE = "p.gen_added <= :g AND (p.gen_removed IS NULL OR p.gen_removed > :g)"
@@ -71,37 +83,7 @@ def passage_id_for(doc_id: str, content_hash: str, ordinal: int) -> int:
     return int.from_bytes(digest, "big") & _MASK63
 
 
-@dataclass(frozen=True, slots=True)
-class LiveVersion:
-    version_id: int
-    content_hash: str
-    gen_added: int
-    complete: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PendingVersion:
-    version_id: int
-    doc_id: str
-    content_hash: str
-    title: str
-    text: str
-    n_passages: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewPassage:
-    version_id: int
-    doc_id: str
-    content_hash: str
-    title: str
-    ordinal: int
-    start: int
-    end: int
-    text: str
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     try:
         if readonly:
             conn = sqlite3.connect(
@@ -115,170 +97,15 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise CorruptIndexError(
-            f"the passage store {path} cannot be read ({exc}); re-run "
-            "`thinkrag index ... --rebuild` into a fresh --index directory"
-        ) from exc
+        raise corrupt_store(path, exc) from exc
     return conn
 
 
-class StoreWriter:
-    """The job's single writable connection. Not thread-safe: one job, one thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = _connect(path, readonly=False)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    # -- meta ---------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
-    def committed_batches(self) -> int:
-        return int(self.get_meta("committed_batches") or 0)
-
-    # -- versions -----------------------------------------------------------------------
-    def live_versions(self) -> dict[str, LiveVersion]:
-        """doc_id -> live version (the one the next generation keeps unless replaced)."""
-        rows = self.conn.execute(
-            "SELECT doc_id, version_id, content_hash, gen_added, complete FROM versions "
-            "WHERE gen_removed IS NULL"
-        )
-        return {r[0]: LiveVersion(r[1], r[2], r[3], bool(r[4])) for r in rows}
-
-    def add_version(
-        self,
-        *,
-        doc_id: str,
-        content_hash: str,
-        title: str,
-        source: str,
-        text: str,
-        n_passages: int,
-        generation: int,
-    ) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO versions(doc_id, content_hash, title, source, n_passages, complete, "
-            "pending_text, gen_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                doc_id,
-                content_hash,
-                title,
-                source,
-                n_passages,
-                int(n_passages == 0),
-                text if n_passages else None,
-                generation,
-            ),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
-    def remove_version(self, version_id: int, generation: int) -> None:
-        """Hide a version from `generation` on; drop it outright if no reader ever saw it."""
-        row = self.conn.execute(
-            "SELECT gen_added FROM versions WHERE version_id=?", (version_id,)
-        ).fetchone()
-        if row is None:
-            return
-        if row[0] >= generation:
-            self.conn.execute(
-                "DELETE FROM vectors WHERE pk IN (SELECT pk FROM passages WHERE version_id=?)",
-                (version_id,),
-            )
-            self.conn.execute("DELETE FROM passages WHERE version_id=?", (version_id,))
-            self.conn.execute("DELETE FROM versions WHERE version_id=?", (version_id,))
-        else:
-            self.conn.execute(
-                "UPDATE versions SET gen_removed=? WHERE version_id=?", (generation, version_id)
-            )
-            self.conn.execute(
-                "UPDATE passages SET gen_removed=? WHERE version_id=?", (generation, version_id)
-            )
-
-    def pending_version_ids(self) -> list[int]:
-        rows = self.conn.execute(
-            "SELECT version_id FROM versions WHERE complete=0 AND gen_removed IS NULL "
-            "ORDER BY version_id"
-        )
-        return [int(r[0]) for r in rows]
-
-    def pending_passage_count(self) -> int:
-        row = self.conn.execute(
-            "SELECT coalesce(sum(v.n_passages), 0) - (SELECT count(*) FROM passages p JOIN "
-            "versions w ON p.version_id=w.version_id WHERE w.complete=0 AND "
-            "w.gen_removed IS NULL) FROM versions v WHERE v.complete=0 AND v.gen_removed IS NULL"
-        ).fetchone()
-        return int(row[0])
-
-    def pending_version(self, version_id: int) -> PendingVersion:
-        r = self.conn.execute(
-            "SELECT version_id, doc_id, content_hash, title, pending_text, n_passages "
-            "FROM versions WHERE version_id=?",
-            (version_id,),
-        ).fetchone()
-        return PendingVersion(r[0], r[1], r[2], r[3], r[4] or "", r[5])
-
-    def existing_ordinals(self, version_id: int) -> set[int]:
-        rows = self.conn.execute("SELECT ordinal FROM passages WHERE version_id=?", (version_id,))
-        return {int(r[0]) for r in rows}
-
-    def commit_batch(
-        self,
-        passages: Sequence[NewPassage],
-        vectors: Vectors,
-        completed: Iterable[int],
-        generation: int,
-    ) -> None:
-        """Passages, their vectors and finished documents in one transaction."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for passage, vector in zip(passages, vectors, strict=True):
-                cur = self.conn.execute(
-                    "INSERT INTO passages(passage_id, version_id, doc_id, ordinal, start_char, "
-                    "end_char, text, gen_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        passage_id_for(passage.doc_id, passage.content_hash, passage.ordinal),
-                        passage.version_id,
-                        passage.doc_id,
-                        passage.ordinal,
-                        passage.start,
-                        passage.end,
-                        passage.text,
-                        generation,
-                    ),
-                )
-                self.conn.execute(
-                    "INSERT INTO vectors(pk, vector) VALUES (?, ?)",
-                    (cur.lastrowid, np.ascontiguousarray(vector, dtype=np.float32).tobytes()),
-                )
-            for version_id in completed:
-                self.conn.execute(
-                    "UPDATE versions SET complete=1, pending_text=NULL WHERE version_id=?",
-                    (version_id,),
-                )
-            self.set_meta("committed_batches", str(self.committed_batches() + 1))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-
-    def purge(self, up_to_generation: int) -> None:
-        """Delete rows no kept generation can see any more."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.execute(
-            "DELETE FROM vectors WHERE pk IN (SELECT pk FROM passages WHERE gen_removed <= ?)",
-            (up_to_generation,),
-        )
-        self.conn.execute("DELETE FROM passages WHERE gen_removed <= ?", (up_to_generation,))
-        self.conn.execute("DELETE FROM versions WHERE gen_removed <= ?", (up_to_generation,))
-        self.conn.execute("COMMIT")
+def corrupt_store(path: Path, exc: sqlite3.DatabaseError) -> CorruptIndexError:
+    return CorruptIndexError(
+        f"the passage store {path} is damaged ({exc}); run the same `thinkrag index` "
+        "command with --rebuild (it sets the damaged store aside and re-embeds everything)"
+    )
 
 
 class StoreReader:
@@ -293,7 +120,7 @@ class StoreReader:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path, readonly=True)
+            conn = connect(self.path, readonly=True)
             self._local.conn = conn
         return conn
 

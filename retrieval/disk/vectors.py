@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.disk.layout import file_sha256
 from retrieval.errors import CorruptIndexError
 from retrieval.types import Vectors
 
@@ -119,12 +120,20 @@ def describe(index: Any) -> str | None:
     return None
 
 
-def load_index(path: Path, *, factory: str, dim: int, ntotal: int) -> Any:
-    """Read `path` (memory-mapped when large) and check it against the manifest's claims."""
+def load_index(
+    path: Path, *, factory: str, dim: int, ntotal: int, sha256: str | None = None
+) -> Any:
+    """Read `path` (memory-mapped when large) and check it against the manifest's claims:
+    first its bytes against `sha256` (when the manifest has one), then what faiss read."""
     faiss = _faiss()
     if not path.is_file():
         raise CorruptIndexError(
             f"{path} is missing; re-run `thinkrag index ... --index {path.parent.parent} --rebuild`"
+        )
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise CorruptIndexError(
+            f"{path} is damaged (its sha256 differs from the manifest's); re-run `thinkrag "
+            f"index ... --index {path.parent.parent} --rebuild`"
         )
     flags = 0
     if path.stat().st_size >= MMAP_MIN_BYTES:

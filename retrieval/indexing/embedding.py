@@ -1,17 +1,22 @@
-"""The embed step every backend shares: passage -> embedder text -> checked, unit vectors.
+"""The embed step every backend shares: passage -> embedder text -> checked, unit vectors,
+and the port (`EmbedBackend`) that says where it runs.
 
-The local loop and the Ray actors both call `embed_passages`, so an index embedded either
-way holds the same vectors for the same passages.
+The local loop and the Ray actors both call `embed_passages` on passages the scan already
+chunked, so an index embedded either way holds the same vectors for the same passages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 
+from retrieval.disk.passage_writer import NewPassage
 from retrieval.errors import EmbedderError
 from retrieval.types import Embedder, Vectors
+
+T = TypeVar("T")
 
 
 def embedder_text(title: str, text: str) -> str:
@@ -37,3 +42,38 @@ def embed_passages(embedder: Embedder, passages: Sequence[tuple[str, str]]) -> V
         return np.zeros((0, embedder.dim), dtype=np.float32)
     texts = [embedder_text(title, text) for title, text in passages]
     return normalise(embedder.embed_passages(texts), embedder.dim, len(texts))
+
+
+class EmbedBackend(Protocol):
+    """Where the embed phase runs. Given the store's pending passages (already chunked at
+    scan time), yield them back in batches with one unit vector per passage; the job
+    commits each yielded batch in one transaction, so a backend holds no state worth
+    keeping across a kill. Implementations: `LocalBackend` here, `RayBackend` in
+    `retrieval.indexing.ray_backend`."""
+
+    def embed(
+        self, passages: Iterable[NewPassage]
+    ) -> Iterator[tuple[list[NewPassage], Vectors]]: ...
+
+
+class LocalBackend:
+    """Embeds in this process, `batch_size` passages at a time."""
+
+    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+        self.embedder = embedder
+        self.batch_size = batch_size
+
+    def embed(self, passages: Iterable[NewPassage]) -> Iterator[tuple[list[NewPassage], Vectors]]:
+        for batch in batched(passages, self.batch_size):
+            yield batch, embed_passages(self.embedder, [(p.title, p.text) for p in batch])
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

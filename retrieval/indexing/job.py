@@ -5,11 +5,14 @@ Three phases, each safe to kill at any point:
 1. scan: stream documents from the loaders, compare each one's content hash with the live
    version in the store, record new and changed documents (text kept until embedded) and
    hide changed or vanished ones from the next generation;
-2. embed: chunk pending documents and embed ``title + "\\n" + passage text`` in batches;
-   each batch's passages and vectors commit in one transaction, so a rerun after SIGKILL
-   skips every committed batch and embeds only what is missing;
+   each new document is chunked here, once, and its spans stored with it;
+2. embed: embed ``title + "\\n" + passage text`` of the pending passages in batches on an
+   `EmbedBackend` (this process, or Ray); each batch's passages and vectors commit in one
+   transaction, so a rerun after SIGKILL skips every committed batch and embeds only what
+   is missing;
 3. publish: rebuild FAISS and BM25 from the store into a staging dir and swap it in
-   atomically (see `retrieval.disk.layout`).
+   atomically (see `retrieval.disk.layout`). When nothing changed, the published generation
+   is still verified, and rebuilt from the store if it is damaged.
 
 Memory stays bounded: nothing holds all texts or vectors; only ids and hashes per document.
 """
@@ -17,29 +20,28 @@ Memory stays bounded: nothing holds all texts or vectors; only ids and hashes pe
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from retrieval.disk.layout import STORE_FILE, read_current
-from retrieval.disk.passages import NewPassage, StoreWriter, dumps_config
-from retrieval.errors import EmptyCorpusError, ManifestMismatchError, RetrievalError
-from retrieval.indexing.embedding import embed_passages
-from retrieval.indexing.job_types import (
-    IndexConfig,
-    IndexReport,
-    JobProgress,
-    NoProgress,
-    SkippedFile,
+from retrieval.disk.layout import STORE_FILE, generation_numbers, read_current, set_aside
+from retrieval.disk.manifest import Manifest
+from retrieval.disk.passage_writer import StoreWriter
+from retrieval.disk.passages import corrupt_store
+from retrieval.errors import (
+    CorruptIndexError,
+    EmptyCorpusError,
+    RetrievalError,
+    UnsafePathError,
 )
-from retrieval.indexing.publish import publish_generation, unpublished_changes
+from retrieval.indexing.embedding import EmbedBackend, LocalBackend
+from retrieval.indexing.job_types import IndexConfig, IndexReport, JobProgress, NoProgress, Skipped
+from retrieval.indexing.publish import publish_generation
+from retrieval.indexing.scan import check_config, scan
 from retrieval.types import Document, Embedder
-
-SCAN_COMMIT_EVERY = 200
 
 
 class IndexBusyError(RetrievalError):
@@ -74,7 +76,7 @@ def run_index_job(
 
 
 def index_documents(
-    items: Iterable[Any],
+    items: Iterable[Document | Skipped],
     index_dir: Path | str,
     config: IndexConfig | None = None,
     *,
@@ -82,11 +84,16 @@ def index_documents(
     progress: JobProgress | None = None,
     empty_hint: str = "no documents to index; check the input paths",
 ) -> IndexReport:
-    """The job over already-loaded items: `Document`s, and anything with `source`/`reason`
-    (the loaders' `Skipped`) for files that could not be read."""
+    """The job over already-loaded items: `Document`s, and `Skipped` records for files
+    that could not be read (reported, and their last good version kept)."""
     config = config or IndexConfig()
     progress = progress or NoProgress()
     index_dir = Path(index_dir)
+    if index_dir.exists() and not index_dir.is_dir():
+        raise UnsafePathError(
+            f"--index {index_dir} is a file, not a directory; pass a new or existing "
+            "index directory"
+        )
     index_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     spec = config.embedder_spec
@@ -98,52 +105,100 @@ def index_documents(
         embedder = load_embedder(spec)
     spec = spec or embedder.id
     with _job_lock(index_dir):
-        store = StoreWriter(index_dir / STORE_FILE)
+        store = _open_store(index_dir / STORE_FILE, rebuild=config.rebuild)
         try:
-            current = read_current(index_dir)
-            target = (current[0] if current else 0) + 1
+            published, target = _generations(index_dir, store)
             report = IndexReport(index_dir=str(index_dir), generation=target, published=False)
             report.embedder_id = embedder.id
-            _check_config(store, embedder, config, target)
-            _scan(store, items, config, target, report, progress)
-            if not store.conn.execute(
-                "SELECT 1 FROM versions WHERE gen_removed IS NULL LIMIT 1"
-            ).fetchone():
+            check_config(store, embedder, config, target)
+            scan(store, items, config, target, report, progress)
+            if not store.has_live_documents():
                 raise EmptyCorpusError(empty_hint)
             t_embed = time.perf_counter()
-            if config.ray_address:
-                from retrieval.indexing.ray_backend import embed_pending_with_ray
-
-                embed_pending_with_ray(
-                    store,
-                    embedder,
-                    spec,
-                    config,
-                    target,
-                    progress,
-                    report,
-                    ship_embedder=ship_embedder,
-                )
-            else:
-                _embed_pending(store, embedder, config, target, progress, report)
+            backend = _backend(embedder, spec, config, ship_embedder=ship_embedder)
+            progress.embedding(store.pending_passage_count())
+            for passages, vectors in backend.embed(store.pending_passages()):
+                store.commit_batch(passages, vectors, target)
+                report.passages_embedded += len(passages)
+                progress.advance(len(passages))
             report.embed_seconds = time.perf_counter() - t_embed
-            if unpublished_changes(store, target) or current is None or config.rebuild:
+            manifest = None if config.rebuild else _intact_manifest(index_dir, published)
+            if manifest is None or store.has_changes_for(target):
                 progress.stage("building index")
                 manifest = publish_generation(store, index_dir, target, embedder, spec, config)
                 report.published = True
             else:
-                from retrieval.disk.generation import current_manifest
-
-                manifest = current_manifest(index_dir)
                 report.generation = target - 1
             report.factory = manifest.factory
             report.documents = manifest.documents
             report.passages = manifest.passages
+        except sqlite3.DatabaseError as exc:
+            raise corrupt_store(store.path, exc) from exc
         finally:
             store.close()
             progress.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _backend(
+    embedder: Embedder, spec: str, config: IndexConfig, *, ship_embedder: bool
+) -> EmbedBackend:
+    if config.ray_address is None:
+        return LocalBackend(embedder, config.batch_size)
+    from retrieval.indexing.ray_backend import RayBackend
+
+    return RayBackend(
+        config.ray_address,
+        embedder,
+        spec,
+        batch_size=config.batch_size,
+        concurrency=config.ray_concurrency,
+        ship_embedder=ship_embedder,
+    )
+
+
+def _open_store(path: Path, *, rebuild: bool) -> StoreWriter:
+    """The writable store; under --rebuild a damaged one is set aside for a fresh one."""
+    store: StoreWriter | None = None
+    try:
+        store = StoreWriter(path)
+        if rebuild:
+            store.check_integrity()
+        return store
+    except CorruptIndexError:
+        if store is not None:
+            store.close()
+        if not rebuild:
+            raise
+        set_aside(path)
+        return StoreWriter(path)
+
+
+def _generations(index_dir: Path, store: StoreWriter) -> tuple[int | None, int]:
+    """(the published generation or None, the generation this job writes). `CURRENT` is
+    derived from the store, so a damaged one is rewritten by this job's publish."""
+    try:
+        current = read_current(index_dir)
+    except UnsafePathError:
+        highest = max(generation_numbers(index_dir), default=0)
+        return None, max(highest + 1, store.max_generation(), 1)
+    if current is None:
+        return None, 1
+    return current[0], current[0] + 1
+
+
+def _intact_manifest(index_dir: Path, published: int | None) -> Manifest | None:
+    """The published generation's manifest when it opens cleanly (FAISS checksum, BM25,
+    store counts), else None: a damaged generation is rebuilt even when nothing changed."""
+    from retrieval.disk.generation import open_index
+
+    if published is None:
+        return None
+    try:
+        return open_index(index_dir).manifest
+    except (CorruptIndexError, UnsafePathError):
+        return None
 
 
 @contextmanager
@@ -160,185 +215,3 @@ def _job_lock(index_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _config_dict(embedder: Embedder, config: IndexConfig) -> dict[str, object]:
-    from retrieval.disk.lexical import tokenizer_id
-
-    return {
-        "embedder_id": embedder.id,
-        "dim": embedder.dim,
-        "max_tokens": config.max_tokens,
-        "overlap_tokens": config.overlap_tokens,
-        "bm25_tokenizer": tokenizer_id(),
-    }
-
-
-def _check_config(store: StoreWriter, embedder: Embedder, config: IndexConfig, target: int) -> None:
-    """Stored vectors are only reusable under the settings that made them."""
-    wanted = dumps_config(_config_dict(embedder, config))
-    stored = store.get_meta("config")
-    if stored is not None and stored != wanted and not config.rebuild:
-        import json
-
-        old = json.loads(stored)
-        diffs = ", ".join(
-            f"{key} {old.get(key)!r} -> {value!r}"
-            for key, value in json.loads(wanted).items()
-            if old.get(key) != value
-        )
-        raise ManifestMismatchError(
-            f"this index was built with different settings ({diffs}); pass --rebuild to "
-            f"re-embed everything, or run with the old settings (e.g. --embedder "
-            f"{old.get('embedder_id')})"
-        )
-    store.conn.execute("BEGIN IMMEDIATE")
-    if config.rebuild:
-        for version in store.live_versions().values():
-            # keep what this same rebuild already embedded under the same settings
-            if version.gen_added < target or stored != wanted:
-                store.remove_version(version.version_id, target)
-    store.set_meta("config", wanted)
-    store.conn.execute("COMMIT")
-
-
-def _content_hash(doc: Document) -> str:
-    given = doc.metadata.get("content_hash")
-    if given:
-        return given
-    return hashlib.sha256((doc.title + "\x00" + doc.text).encode()).hexdigest()
-
-
-def _scan(
-    store: StoreWriter,
-    items: Iterable[Any],
-    config: IndexConfig,
-    target: int,
-    report: IndexReport,
-    progress: JobProgress,
-) -> None:
-    from retrieval.indexing.chunking import chunk_text
-
-    live = store.live_versions()
-    seen: dict[str, str] = {}
-    since_commit = 0
-    store.conn.execute("BEGIN IMMEDIATE")
-    for item in items:
-        if not isinstance(item, Document):
-            report.skipped.append(SkippedFile(str(item.source), str(item.reason)))
-            continue
-        report.documents_read += 1
-        progress.scanned(report.documents_read)
-        if item.doc_id in seen:
-            report.skipped.append(
-                SkippedFile(
-                    item.source, f"duplicate document id {item.doc_id!r} (also {seen[item.doc_id]})"
-                )
-            )
-            continue
-        seen[item.doc_id] = item.source
-        digest = _content_hash(item)
-        existing = live.get(item.doc_id)
-        if existing is not None and existing.content_hash == digest:
-            if existing.gen_added == target:  # recorded by an interrupted run of this job
-                report.added += 1
-            else:
-                report.unchanged += 1
-            continue
-        if existing is not None:
-            store.remove_version(existing.version_id, target)
-            report.updated += 1
-        else:
-            report.added += 1
-        spans = chunk_text(
-            item.text, max_tokens=config.max_tokens, overlap_tokens=config.overlap_tokens
-        )
-        store.add_version(
-            doc_id=item.doc_id,
-            content_hash=digest,
-            title=item.title,
-            source=item.source,
-            text=item.text,
-            n_passages=len(spans),
-            generation=target,
-        )
-        since_commit += 1
-        if since_commit >= SCAN_COMMIT_EVERY:
-            store.conn.execute("COMMIT")
-            store.conn.execute("BEGIN IMMEDIATE")
-            since_commit = 0
-    unreadable = {s.source for s in report.skipped}
-    for doc_id, version in live.items():
-        if doc_id in seen:
-            continue
-        source = store.conn.execute(
-            "SELECT source FROM versions WHERE version_id=?", (version.version_id,)
-        ).fetchone()
-        if source is not None and source[0] in unreadable:
-            continue  # unreadable this time: keep the last good version rather than drop it
-        store.remove_version(version.version_id, target)
-        report.removed += 1
-    store.conn.execute("COMMIT")
-
-
-def pending_passages(
-    store: StoreWriter, config: IndexConfig
-) -> Iterator[tuple[NewPassage | None, int | None]]:
-    """Missing passages of pending documents in order; `(None, version_id)` marks the end of
-    a document, after all its passages."""
-    from retrieval.indexing.chunking import chunk_text
-
-    for version_id in store.pending_version_ids():
-        pending = store.pending_version(version_id)
-        have = store.existing_ordinals(version_id)
-        spans = chunk_text(
-            pending.text, max_tokens=config.max_tokens, overlap_tokens=config.overlap_tokens
-        )
-        for ordinal, span in enumerate(spans):
-            if ordinal in have:
-                continue
-            yield (
-                NewPassage(
-                    version_id=version_id,
-                    doc_id=pending.doc_id,
-                    content_hash=pending.content_hash,
-                    title=pending.title,
-                    ordinal=ordinal,
-                    start=span.start,
-                    end=span.end,
-                    text=pending.text[span.start : span.end],
-                ),
-                None,
-            )
-        yield None, version_id
-
-
-def _embed_pending(
-    store: StoreWriter,
-    embedder: Embedder,
-    config: IndexConfig,
-    target: int,
-    progress: JobProgress,
-    report: IndexReport,
-) -> None:
-    progress.embedding(store.pending_passage_count())
-    batch: list[NewPassage] = []
-    finished: list[int] = []
-
-    def flush() -> None:
-        vectors = embed_passages(embedder, [(p.title, p.text) for p in batch])
-        store.commit_batch(batch, vectors, finished, target)
-        report.passages_embedded += len(batch)
-        progress.advance(len(batch))
-        batch.clear()
-        finished.clear()
-
-    for passage, done in pending_passages(store, config):
-        if passage is not None:
-            batch.append(passage)
-            if len(batch) >= config.batch_size:
-                flush()
-        elif done is not None:
-            finished.append(done)
-    if batch or finished:
-        flush()

@@ -1,11 +1,18 @@
-"""Typed inputs and outputs of the indexing job, and the progress port it reports to."""
+"""Typed inputs and outputs of the indexing job, and the progress port it reports to.
+
+Also the two facts about a document every stage must agree on: its content hash (what
+decides "unchanged" on a rerun) and the one record of a file or line that was skipped.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
+
+from retrieval.types import Document
 
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_MAX_TOKENS = 180
@@ -41,9 +48,22 @@ class IndexConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SkippedFile:
+class Skipped:
+    """A path (or jsonl line, `source` = "path:line") that produced no document, and why;
+    the reason says what to do about it."""
+
     source: str
     reason: str
+
+
+def content_hash(title: str, text: str) -> str:
+    """sha256 of title and text: equal hashes mean the stored passages can be kept."""
+    return hashlib.sha256(f"{title}\0{text}".encode()).hexdigest()
+
+
+def document_hash(doc: Document) -> str:
+    """The hash a loader recorded in `metadata["content_hash"]`, else `content_hash`."""
+    return str(doc.metadata.get("content_hash") or content_hash(doc.title, doc.text))
 
 
 @dataclass(slots=True)
@@ -58,7 +78,7 @@ class IndexReport:
     added: int = 0
     updated: int = 0
     removed: int = 0
-    skipped: list[SkippedFile] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     documents: int = 0
     passages: int = 0
     passages_embedded: int = 0

@@ -9,27 +9,17 @@ from retrieval.disk.layout import (
     FAISS_FILE,
     STORE_FILE,
     clean_old,
+    file_sha256,
     new_staging_dir,
     publish,
 )
 from retrieval.disk.lexical import build_bm25, tokenizer_id
 from retrieval.disk.manifest import ChunkingParams, Manifest, now_iso, thinkrag_version
-from retrieval.disk.passages import StoreReader, StoreWriter
+from retrieval.disk.passage_writer import StoreWriter
+from retrieval.disk.passages import StoreReader
 from retrieval.disk.vectors import build_index, default_spec, faiss_version
 from retrieval.indexing.job_types import IndexConfig
 from retrieval.types import Embedder
-
-
-def unpublished_changes(store: StoreWriter, target: int) -> bool:
-    """True when the store holds rows added or removed for the not yet published `target`."""
-    for table in ("versions", "passages"):
-        row = store.conn.execute(
-            f"SELECT 1 FROM {table} WHERE gen_added >= ? OR gen_removed >= ? LIMIT 1",
-            (target, target),
-        ).fetchone()
-        if row is not None:
-            return True
-    return False
 
 
 def publish_generation(
@@ -53,6 +43,7 @@ def publish_generation(
     manifest = Manifest(
         generation=target,
         factory=factory,
+        faiss_sha256=file_sha256(staging / FAISS_FILE),
         embedder_spec=embedder_spec,
         embedder_id=embedder.id,
         dim=embedder.dim,

@@ -6,15 +6,14 @@ indexing job can report it and carry on. Only a path that does not exist raises.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from retrieval.errors import RetrievalError
+from retrieval.indexing.job_types import Skipped, content_hash
 from retrieval.indexing.loaders.formats import (
     JsonlFields,
     Unreadable,
@@ -37,18 +36,6 @@ FORMATS: dict[str, str] = {
     ".jsonl": "jsonl",
     ".pdf": "pdf",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A file (or jsonl line, `source` = "path:line") that produced no document, and why."""
-
-    source: str
-    reason: str
-
-
-def content_hash(title: str, text: str) -> str:
-    return hashlib.sha256(f"{title}\0{text}".encode()).hexdigest()
 
 
 def load_paths(
