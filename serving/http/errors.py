@@ -137,7 +137,11 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-            problems.append({"field": ".".join(loc) or "body", "reason": str(err.get("msg", ""))})
+            field = ".".join(loc) or "body"
+            inner = (err.get("ctx") or {}).get("field")  # set by the shared text check
+            if err.get("type") == "invalid_text" and inner:
+                field = f"{field}.{inner}" if loc else str(inner)
+            problems.append({"field": field, "reason": str(err.get("msg", ""))})
         first = problems[0] if problems else {"field": "body", "reason": "invalid"}
         message = f"field `{first['field']}`: {first['reason']}; fix that field and resend"
         body = error_body("validation_error", message, first["field"])

@@ -26,6 +26,8 @@ from typing import Literal, cast
 
 from pydantic import JsonValue
 
+from serving.http.textcheck import scrub
+
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 TERMINAL: frozenset[str] = frozenset({"success", "error", "timeout", "interrupted"})
 EventKind = Literal["agent", "service"]
@@ -149,7 +151,9 @@ class StoreError(RuntimeError):
 
 
 def _obj(text: str) -> JsonObject:
-    return cast(JsonObject, json.loads(text))
+    """A stored JSON object, read tolerantly: rows written before the text check may hold
+    lone surrogates, which would make every response that includes them fail."""
+    return cast(JsonObject, scrub(json.loads(text)))
 
 
 class Store:

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import JsonValue
 
 from serving.http.errors import BadRequestError
+from serving.http.textcheck import MAX_INT64
 
 KEEPALIVE = b": keepalive\n\n"
 
@@ -40,7 +41,10 @@ def parse_event_id(value: str | None) -> tuple[int, int]:
         return 0, -1
     head, _, tail = value.partition(".")
     try:
-        return int(head), int(tail) if tail else 1_000_000
+        seq, k = int(head), int(tail) if tail else 1_000_000
+        if not (0 <= seq <= MAX_INT64 and 0 <= k <= MAX_INT64):
+            raise ValueError(value)
+        return seq, k
     except ValueError:
         raise BadRequestError(
             f"Last-Event-ID {value!r} is not an id this server sent; send the last `id:` "

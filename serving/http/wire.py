@@ -8,21 +8,45 @@ forbid unknown fields, so a typo fails loudly with a 422 naming the field.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from agent.config import RunOptions
 from agent.events import Source
 from agent.llm.types import Usage
 from retrieval.types import Hit
 from serving.http.errors import ValidationFailedError
+from serving.http.textcheck import ID_MAX_LENGTH, MAX_INT64, check_texts, id_problem
 
 JsonObject = dict[str, JsonValue]
 
 
+def valid_thread_id(value: str) -> str:
+    if problem := id_problem(value):
+        raise PydanticCustomError("invalid_id", "the thread id {problem}", {"problem": problem})
+    return value
+
+
+# One thread-id rule for bodies and paths alike (D25): 1-128 characters, no controls.
+ThreadId = Annotated[
+    str, Field(min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(valid_thread_id)
+]
+Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
+
+
 class WireModel(BaseModel):
-    """Base of every wire model: native requests forbid unknown fields."""
+    """Base of every wire model: native requests forbid unknown fields; every string
+    (nested ones too) must be storable text (`serving.http.textcheck`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +55,11 @@ class CompatModel(WireModel):
     """Compatibility-API requests: unknown fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        return check_texts(data)
 
 
 class RunBudget(RunOptions):
@@ -160,14 +189,14 @@ class ModelList(WireModel):
 
 # -- LangGraph-compatible ----------------------------------------------------------------
 class ThreadCreate(CompatModel):
-    thread_id: str | None = Field(None, min_length=1, max_length=128)
+    thread_id: ThreadId | None = None
     metadata: JsonObject = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
 
 
 class ThreadSearch(CompatModel):
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 class HistoryRequest(CompatModel):
@@ -176,7 +205,7 @@ class HistoryRequest(CompatModel):
 
 class AssistantSearch(CompatModel):
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     graph_id: str | None = None
 
 
@@ -218,10 +247,20 @@ class RunCreate(CompatModel):
         source: JsonValue = self.context
         if source is None and self.config is not None:
             source = self.config.get("configurable")
-        if not isinstance(source, dict):
+        where = "context" if self.context is not None else "config.configurable"
+        if source is None:
             return RunBudget.model_validate({})
+        if not isinstance(source, dict):
+            raise ValidationFailedError(f"`{where}` must be an object", param=where)
         known = {k: v for k, v in source.items() if k in RunBudget.model_fields}
-        return RunBudget.model_validate(known)
+        try:
+            return RunBudget.model_validate(known)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join([where, *(str(p) for p in err["loc"])])
+            raise ValidationFailedError(
+                f"field `{field}`: {err['msg']}; fix that budget value and resend", param=field
+            ) from None
 
 
 class Assistant(WireModel):
@@ -309,5 +348,15 @@ class ResearchRequest(WireModel):
     """Native `POST /v1/runs`: start a research run in the background."""
 
     question: str = Field(min_length=1, max_length=20_000)
-    thread_id: str | None = None
+    thread_id: ThreadId | None = None
     budget: RunBudget | None = None
+
+    @model_validator(mode="after")
+    def _question_not_blank(self) -> ResearchRequest:
+        if not self.question.strip():
+            raise PydanticCustomError(
+                "invalid_text",
+                "the question {problem}; send the question text",
+                {"field": "question", "problem": "is blank"},
+            )
+        return self

@@ -3,16 +3,32 @@ and the ownership lookups every thread and run route goes through."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Path, Request
+from pydantic import AfterValidator
 
 from serving.http.auth import Principal
 from serving.http.errors import ConflictError, RateLimitedError
 from serving.http.run_store import RunRecord, ThreadRecord
+from serving.http.textcheck import ID_MAX_LENGTH
+from serving.http.wire import valid_thread_id
 
 if TYPE_CHECKING:
     from serving.http.services import Services
+
+
+# A thread id in a path follows the same rule as one in a body (`wire.ThreadId`).
+ThreadIdPath = Annotated[
+    str, Path(min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(valid_thread_id)
+]
+
+
+def url_path(*segments: str) -> str:
+    """An absolute path for a header: ids percent-encoded, since headers are Latin-1 and
+    a thread id may be any Unicode (D7: a non-Latin-1 id made run creation fail)."""
+    return "/" + "/".join(quote(s, safe="") for s in segments)
 
 
 def services(request: Request) -> Services:

@@ -23,11 +23,19 @@ from fastapi.responses import JSONResponse
 from serving.http.auth import Principal
 from serving.http.errors import ConflictError, NotFoundError
 from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
-from serving.http.routes.deps import principal, services, thread_id_taken, visible_thread
+from serving.http.routes.deps import (
+    ThreadIdPath,
+    principal,
+    services,
+    thread_id_taken,
+    url_path,
+    visible_thread,
+)
 from serving.http.routes.views import iso, run_out, state_out, thread_out
 from serving.http.run_store import RunRecord, ThreadRecord
 from serving.http.services import Services
 from serving.http.sse import KEEPALIVE, json_frame, parse_event_id, sse_response
+from serving.http.textcheck import MAX_INT64
 from serving.http.wire import (
     Assistant,
     AssistantSearch,
@@ -118,14 +126,14 @@ async def search_threads(
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
 async def get_thread(
-    thread_id: str, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, request: Request, who: Principal = Depends(principal)
 ) -> ThreadOut:
     return _thread(services(request), who, thread_id)
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(
-    thread_id: str, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, request: Request, who: Principal = Depends(principal)
 ) -> Response:
     svc = services(request)
     _owned(svc, who, thread_id)
@@ -138,7 +146,7 @@ async def delete_thread(
 
 @router.get("/threads/{thread_id}/state", response_model=ThreadStateOut)
 async def thread_state(
-    thread_id: str, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, request: Request, who: Principal = Depends(principal)
 ) -> ThreadStateOut:
     svc = services(request)
     _owned(svc, who, thread_id)
@@ -150,22 +158,34 @@ async def thread_state(
     )
 
 
-@router.api_route("/threads/{thread_id}/history", methods=["GET", "POST"])
-async def thread_history(
-    thread_id: str,
-    request: Request,
-    limit: int = Query(10, ge=1, le=1000),
-    who: Principal = Depends(principal),
-) -> list[ThreadStateOut]:
-    svc = services(request)
+def _history(svc: Services, who: Principal, thread_id: str, limit: int) -> list[ThreadStateOut]:
     _owned(svc, who, thread_id)
-    if request.method == "POST" and await request.body():
-        limit = HistoryRequest.model_validate_json(await request.body()).limit
     snaps = svc.store.thread_history(thread_id, limit=limit + 1)
     return [
         state_out(thread_id, snap, snaps[i + 1].checkpoint_id if i + 1 < len(snaps) else None)
         for i, snap in enumerate(snaps[:limit])
     ]
+
+
+@router.get("/threads/{thread_id}/history", response_model=list[ThreadStateOut])
+async def thread_history(
+    thread_id: ThreadIdPath,
+    request: Request,
+    limit: int = Query(10, ge=1, le=1000),
+    who: Principal = Depends(principal),
+) -> list[ThreadStateOut]:
+    return _history(services(request), who, thread_id, limit)
+
+
+@router.post("/threads/{thread_id}/history", response_model=list[ThreadStateOut])
+async def thread_history_post(
+    thread_id: ThreadIdPath,
+    request: Request,
+    body: HistoryRequest | None = None,
+    who: Principal = Depends(principal),
+) -> list[ThreadStateOut]:
+    """The SDK's `get_history` POSTs its options; an empty body means the defaults."""
+    return _history(services(request), who, thread_id, body.limit if body else 10)
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -196,7 +216,7 @@ def _create(
 
 
 def _run_paths(run: RunRecord) -> dict[str, str]:
-    base = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    base = url_path("threads", run.thread_id, "runs", run.run_id)
     return {"Content-Location": base, "Location": base + "/stream"}
 
 
@@ -249,7 +269,7 @@ async def _result(svc: Services, run: RunRecord) -> JsonObject:
 
 @router.post("/threads/{thread_id}/runs", response_model=RunOut)
 async def create_run(
-    thread_id: str, body: RunCreate, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, body: RunCreate, request: Request, who: Principal = Depends(principal)
 ) -> JSONResponse:
     run, _ = _create(services(request), body, who, thread_id)
     return JSONResponse(run_out(run).model_dump(), headers=_run_paths(run))
@@ -265,7 +285,7 @@ async def create_stateless_run(
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream_run(
-    thread_id: str, body: RunCreate, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, body: RunCreate, request: Request, who: Principal = Depends(principal)
 ) -> Response:
     svc = services(request)
     run, modes = _create(svc, body, who, thread_id)
@@ -294,11 +314,11 @@ async def _finalize(
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(
-    thread_id: str, body: RunCreate, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, body: RunCreate, request: Request, who: Principal = Depends(principal)
 ) -> JSONResponse:
     svc = services(request)
     run, _ = _create(svc, body, who, thread_id)
-    headers = {"Content-Location": f"/threads/{run.thread_id}/runs/{run.run_id}"}
+    headers = {"Content-Location": _run_paths(run)["Content-Location"]}
     return JSONResponse(await _result(svc, run), headers=headers)
 
 
@@ -316,10 +336,10 @@ async def wait_stateless_run(
 
 @router.get("/threads/{thread_id}/runs", response_model=list[RunOut])
 async def list_runs(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_INT64),
     status: str | None = None,
     who: Principal = Depends(principal),
 ) -> list[RunOut]:
@@ -333,14 +353,14 @@ async def list_runs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunOut)
 async def get_run(
-    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, run_id: str, request: Request, who: Principal = Depends(principal)
 ) -> RunOut:
     return run_out(_get_run(services(request), who, thread_id, run_id))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete_run(
-    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, run_id: str, request: Request, who: Principal = Depends(principal)
 ) -> Response:
     svc = services(request)
     _get_run(svc, who, thread_id, run_id)
@@ -352,7 +372,7 @@ async def delete_run(
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     run_id: str,
     request: Request,
     wait: int = Query(0),
@@ -369,7 +389,7 @@ async def cancel_run(
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(
-    thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)
+    thread_id: ThreadIdPath, run_id: str, request: Request, who: Principal = Depends(principal)
 ) -> JSONResponse:
     svc = services(request)
     return JSONResponse(await _result(svc, _get_run(svc, who, thread_id, run_id)))
@@ -377,7 +397,7 @@ async def join_run(
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
 async def join_stream(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     run_id: str,
     request: Request,
     stream_mode: list[str] | None = Query(None),
