@@ -50,16 +50,16 @@ class WireModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        return check_texts(data)
+
 
 class CompatModel(WireModel):
     """Compatibility-API requests: unknown fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _storable_text(cls, data: Any) -> Any:
-        return check_texts(data)
 
 
 class RunBudget(RunOptions):
