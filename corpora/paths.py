@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-EVAL_DIR_ENV = "THINKRAG_EVAL_DIR"
+EVAL_DIR_ENV = "THINKRAG_EVAL_DIR"  # read by serving.settings (`Settings.eval_dir`)
 MULTIHOP_DEV_FILE = "multihop_dev.jsonl"
 
 
@@ -19,21 +18,21 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def shared_eval_dir() -> Path | None:
+def shared_eval_dir(override: Path | None = None) -> Path | None:
     """The eval data folder, or None when it is absent.
 
-    `THINKRAG_EVAL_DIR` wins when set (so an installed package can find it); otherwise the
-    eval data sits beside the checkout at `<repo root>/../shared/eval`. The data is never
-    copied into the repository, so callers must handle None (tests skip with a reason).
+    `override` (`Settings.eval_dir`, i.e. `THINKRAG_EVAL_DIR`) wins when given, so an
+    installed package can find it; otherwise the eval data sits beside the checkout at
+    `<repo root>/../shared/eval`. The data is never copied into the repository, so
+    callers must handle None (tests skip with a reason).
     """
-    override = os.environ.get(EVAL_DIR_ENV)
-    candidate = Path(override) if override else repo_root().parent / "shared" / "eval"
+    candidate = override if override is not None else repo_root().parent / "shared" / "eval"
     return candidate if candidate.is_dir() else None
 
 
-def multihop_dev_path() -> Path | None:
+def multihop_dev_path(override: Path | None = None) -> Path | None:
     """`multihop_dev.jsonl` in the shared eval folder, or None when it is not there."""
-    base = shared_eval_dir()
+    base = shared_eval_dir(override)
     if base is None:
         return None
     path = base / MULTIHOP_DEV_FILE

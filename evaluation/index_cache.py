@@ -8,18 +8,12 @@ its own.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from evaluation.dataset import EvalQuestion, pool_passages, pooled_documents
 from retrieval.indexing.job_types import IndexConfig, IndexReport, JobProgress
 from retrieval.types import Embedder
-
-
-def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "thinkrag" / "eval-index"
 
 
 def corpus_fingerprint(questions: Sequence[EvalQuestion], embedder_spec: str) -> str:
@@ -41,14 +35,16 @@ def ensure_eval_index(
     """Index the pooled passages (or reuse a finished index); returns the dir and the report.
 
     The job is incremental and resumable, so an index killed half-way is finished on the
-    next call rather than rebuilt.
+    next call rather than rebuilt. Without `index_dir` the index lives under `cache_root`
+    (the CLI passes `Settings.eval_index_cache`, the same cache rule as local models).
     """
     from retrieval.disk.layout import read_current
     from retrieval.indexing.job import index_documents
 
     if index_dir is None:
-        root = cache_root or default_cache_root()
-        index_dir = root / corpus_fingerprint(questions, embedder_spec)
+        if cache_root is None:
+            raise ValueError("ensure_eval_index needs index_dir or cache_root")
+        index_dir = cache_root / corpus_fingerprint(questions, embedder_spec)
     done_marker = index_dir / ".eval-complete"
     if done_marker.is_file() and read_current(index_dir) is not None:
         return index_dir, None

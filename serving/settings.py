@@ -2,7 +2,9 @@
 
 Precedence (highest first): explicit overrides (CLI flags) > `THINKRAG_*` environment >
 TOML file (`--config FILE` or `THINKRAG_CONFIG`) > defaults. Inner packages never read
-the environment; `serving/http/app.py` turns this into typed configs for the agent.
+the environment (a test greps for it); `serving/runtime.py` turns this into typed configs
+and passes them down: the agent's `AgentConfig`, the cache folder, the eval data folder,
+and the base environment of the vLLM child process.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -20,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from agent.mcp.config import McpServerConfig
 
 RecoverPolicy = Literal["resume", "mark"]
 
@@ -73,7 +77,34 @@ class Settings(BaseSettings):
     # OpenAI-compatible answers also carry the sources as a markdown list in `content`.
     openai_sources_in_content: bool = True
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    # Agent options a profile implies, overridable per deployment (CLI: --protocol ...).
+    protocol: Literal["tools", "json", "tags"] | None = None
+    retrieval_first: bool | None = None
+    # Query embedder spec instead of the one the index names (`thinkrag search --embedder`).
+    embedder: str | None = None
+
+    # fetch_url (off by default): the model may read public web pages; hosts or CIDR
+    # networks in `fetch_allow_hosts` may be private (an intranet wiki).
+    enable_fetch_url: bool = False
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    fetch_max_bytes: int | None = Field(None, ge=1024)
+    fetch_timeout_seconds: float | None = Field(None, gt=0)
+
+    # MCP servers whose tools the agent may call (`[[mcp_servers]]` tables in the TOML
+    # file, or THINKRAG_MCP_SERVERS as a JSON list); fields in `agent.mcp.config`.
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+
+    # Files: the TOML file itself (`THINKRAG_CONFIG`), the cache (`THINKRAG_CACHE`, else
+    # `$XDG_CACHE_HOME/thinkrag`, else ~/.cache/thinkrag: local models, eval indexes) and
+    # the shared eval data folder (`THINKRAG_EVAL_DIR`).
+    config: Path | None = None
+    cache: Path | None = None
+    xdg_cache_home: Path | None = Field(
+        None, validation_alias=AliasChoices("xdg_cache_home", "XDG_CACHE_HOME")
+    )
+    eval_dir: Path | None = None
+
+    @field_validator("api_keys", "cors_origins", "fetch_allow_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -90,10 +121,24 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config = os.environ.get("THINKRAG_CONFIG")
+        # The TOML path is itself a setting: an explicit `config=` wins over THINKRAG_CONFIG.
+        init = getattr(init_settings, "init_kwargs", {})
+        config = init.get("config") or env_settings().get("config")
         if config:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
         return tuple(sources)
+
+    @property
+    def cache_root(self) -> Path:
+        """Where thinkrag caches built models and eval indexes (one rule for both)."""
+        if self.cache is not None:
+            return self.cache.expanduser()
+        base = self.xdg_cache_home or Path.home() / ".cache"
+        return base.expanduser() / "thinkrag"
+
+    @property
+    def eval_index_cache(self) -> Path:
+        return self.cache_root / "eval-index"
 
     @property
     def resolved_checkpoint_path(self) -> Path:
@@ -125,18 +170,32 @@ class Settings(BaseSettings):
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Build settings from an optional TOML file, the environment and explicit overrides."""
+    """Build settings from an optional TOML file, the environment and explicit overrides
+    (None means "not given", so a CLI flag left out never hides the environment)."""
     values = {k: v for k, v in overrides.items() if v is not None}
     if config is not None:
         if not config.is_file():
             raise SettingsError(f"config file {config} does not exist: pass an existing TOML file")
-        previous = os.environ.get("THINKRAG_CONFIG")
-        os.environ["THINKRAG_CONFIG"] = str(config)
-        try:
-            return Settings(**values)
-        finally:
-            if previous is None:
-                os.environ.pop("THINKRAG_CONFIG", None)
-            else:
-                os.environ["THINKRAG_CONFIG"] = previous
-    return Settings(**values)
+        values["config"] = config
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad setting, named as the environment spells it."""
+    parts = []
+    for error in exc.errors():
+        name = ".".join(str(p) for p in error["loc"]) or "settings"
+        parts.append(f"THINKRAG_{name.upper()} (or {name} in the TOML file): {error['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def inherited_environment() -> dict[str, str]:
+    """A copy of this process's environment, the base of a child process's environment.
+
+    vLLM and the tools it spawns need everything the operator set (PATH, HOME, proxies,
+    VLLM_*/CUDA_* variables), so the launcher passes the whole copy plus the profile's
+    own variables; reading it here keeps this module the only reader of os.environ."""
+    return dict(os.environ)

@@ -254,10 +254,13 @@ def test_missing_file_names_path_and_where_eval_data_lives(tmp_path: Path) -> No
 def test_shared_eval_dir_honours_env_override(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from serving.settings import load_settings
+
+    # The settings module reads THINKRAG_EVAL_DIR; corpora only takes the folder given.
     monkeypatch.setenv(EVAL_DIR_ENV, str(tmp_path))
-    assert shared_eval_dir() == tmp_path
+    assert shared_eval_dir(load_settings().eval_dir) == tmp_path
     monkeypatch.setenv(EVAL_DIR_ENV, str(tmp_path / "absent"))
-    assert shared_eval_dir() is None
+    assert shared_eval_dir(load_settings().eval_dir) is None
 
 
 # ---------------------------------------------------------------- real eval data

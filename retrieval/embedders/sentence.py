@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,10 @@ class SentenceTransformerEmbedder(LocalEmbedder):
                     f"could not load the sentence-transformers model folder {name!r} ({exc}); "
                     "check that it holds a saved SentenceTransformer (modules.json, config.json)"
                 ) from exc
-            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
+            # The hub library parsed HF_HUB_OFFLINE when it loaded; ask it, not the env.
+            from huggingface_hub import constants
+
+            offline = bool(constants.HF_HUB_OFFLINE)
             why = "HF_HUB_OFFLINE is set" if offline else "the model hub is unreachable"
             raise EmbedderError(
                 f"could not load sentence-transformers model {name!r}: it is not a local folder "

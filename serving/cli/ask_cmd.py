@@ -2,8 +2,9 @@
 
 Reasoning is printed dimmed as it arrives, then each tool call and its hits, then the
 answer and a sources table. `--json` prints only the final result object. With
-`--profile local` (or another local profile) and no `--model`, the command starts the
-local vLLM server for the duration of the question.
+`--profile local` (or another local profile) and no model URL configured, the command
+starts the local vLLM server for the duration of the question. The flags are settings
+overrides: everything is built by the composition root (`serving.runtime`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
     from agent.events import Event, RunFinished
+    from serving.runtime import Runtime
 
 
 def _print_event(console: Any, event: Event, state: dict[str, Any]) -> None:
@@ -68,27 +69,14 @@ def _print_result(console: Any, done: RunFinished) -> None:
     )
 
 
-async def _run(
-    question: str,
-    *,
-    base_url: str,
-    model_name: str | None,
-    retriever: Any,
-    config: AgentConfig,
-    checkpoint: Path,
-    thread: str,
-    options: Any,
-    as_json: bool,
-) -> int:
+async def _run(question: str, *, runtime: Runtime, thread: str, options: Any, as_json: bool) -> int:
     from rich.console import Console
 
     from agent.events import RunError, RunFinished
-    from agent.llm.client import OpenAIClient
-    from agent.runner import ResearchAgent
 
     console = Console(highlight=False)
-    model = OpenAIClient(base_url, model_name)
-    agent = ResearchAgent(model, retriever, config, checkpoint_path=checkpoint)
+    parts = runtime.components()
+    agent, model = parts.engine, parts.model
     state: dict[str, Any] = {}
     code = 1
     try:
@@ -131,66 +119,55 @@ def ask(
         None, "--retrieval-first/--no-retrieval-first", help="Search the question first."
     ),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint SQLite file."),
+    fetch_url: bool | None = typer.Option(
+        None, "--fetch-url/--no-fetch-url", help="Let the agent read public web pages (off)."
+    ),
+    fetch_allow_host: list[str] | None = typer.Option(
+        None, "--fetch-allow-host", help="Host or CIDR fetch_url may reach although private."
+    ),
 ) -> None:
     """Research QUESTION over your index and answer with checked citations."""
-    from serving.settings import load_settings
+    from serving.cli.common import fail, runtime_from_flags, usage_errors
 
-    settings = load_settings()
-    prof = None
-    if profile or settings.profile:
-        from serving.models.profiles import get_profile
-
-        try:
-            prof = get_profile(profile or settings.profile or "")
-        except KeyError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--profile") from exc
-    index_dir = index or settings.index_dir
-    if index_dir is None:
-        raise typer.BadParameter(
-            "no index given: pass --index DIR (build one with `thinkrag index PATH --out DIR`) "
-            "or set THINKRAG_INDEX_DIR",
-            param_hint="--index",
-        )
-    from retrieval.search.retriever import load_retriever
-
-    retriever = load_retriever(index_dir, mode=settings.retriever_mode)
-    from serving.models.agent_config import agent_config_for
-
-    config = agent_config_for(
-        prof,
-        protocol=protocol,
-        retrieval_first=retrieval_first,
+    runtime = runtime_from_flags(
+        index_dir=index,
+        model_url=model,
+        profile=profile,
+        model_name=model_name,
         max_steps=max_steps,
         max_tool_calls=max_tool_calls,
         max_total_tokens=max_tokens,
         deadline_seconds=deadline,
         top_k=top_k,
+        protocol=protocol,
+        retrieval_first=retrieval_first,
+        checkpoint_path=checkpoint,
+        enable_fetch_url=fetch_url,
+        fetch_allow_hosts=fetch_allow_host or None,
     )
-    name = model_name or (prof.served_model_name if prof is not None else settings.model_name)
-    server = None
-    base_url = model or settings.model_url
-    if model is None and prof is not None and prof.is_local:
-        from serving.models.launcher import VLLMServer
+    with usage_errors():
+        runtime.retriever  # noqa: B018 - the index and its embedder, checked before vLLM starts
+    from serving.models.launcher import LaunchError
+    from serving.models.local import LocalModelError
 
-        typer.echo(f"starting local vLLM for profile {prof.name} ...", err=True)
-        server = VLLMServer(prof)
-        base_url = server.start()
-    try:
+    with runtime:
+        if runtime.wants_local_model:
+            assert runtime.profile is not None
+            typer.echo(f"starting local vLLM for profile {runtime.profile.name} ...", err=True)
+            try:
+                runtime.start_local_model()
+            except (LaunchError, LocalModelError) as exc:
+                fail(str(exc), code=1)
+        with usage_errors():
+            runtime.components()  # a bad model URL is a usage error, not a traceback
         code = asyncio.run(
             _run(
                 question,
-                base_url=base_url,
-                model_name=name,
-                retriever=retriever,
-                config=config,
-                checkpoint=checkpoint or settings.resolved_checkpoint_path,
+                runtime=runtime,
                 thread=thread or uuid.uuid4().hex,
                 options=None,
                 as_json=as_json,
             )
         )
-    finally:
-        if server is not None:
-            server.stop()
     if code:
         raise typer.Exit(code)

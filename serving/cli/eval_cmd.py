@@ -9,7 +9,6 @@ open-corpus setting the README's tables use.
 from __future__ import annotations
 
 import asyncio
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from agent.config import AnswerStyle
     from evaluation.report import Report
     from evaluation.session import EvalPlan
+    from serving.runtime import Runtime
 
 
 def _run_compare(a: Path, b: Path) -> None:
@@ -64,7 +64,9 @@ def evaluate(
         False, "--retry-failed", help="On resume, ask again where the last try failed."
     ),
     cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", help="Where eval indexes are cached (default ~/.cache/thinkrag)."
+        None,
+        "--cache-dir",
+        help="Where eval indexes are cached (default: the thinkrag cache's eval-index).",
     ),
 ) -> None:
     """Evaluate closed-book, RAG and the agent on multi-hop QA; write results and reports."""
@@ -74,8 +76,8 @@ def evaluate(
     if dataset is None:
         typer.echo("error: pass DATASET.jsonl (or --compare A B)", err=True)
         raise typer.Exit(2)
-    from evaluation.index_cache import default_cache_root
     from evaluation.session import ALL_METHODS, EvalPlan, check_methods
+    from serving.cli.common import fail, runtime_from_flags
 
     methods = ALL_METHODS if method == "all" else tuple(m.strip() for m in method.split(","))
     try:
@@ -89,6 +91,7 @@ def evaluate(
     if answer_style not in ("short", "cited"):
         typer.echo(f"error: --answer-style {answer_style!r}: choose short or cited", err=True)
         raise typer.Exit(2)
+    runtime = runtime_from_flags(profile=profile, model_url=model, model_name=model_name)
     if model and profile and profile != "local":
         typer.echo("note: --model given; the profile only sets agent options", err=True)
     plan = EvalPlan(
@@ -102,47 +105,42 @@ def evaluate(
         full_corpus=full_corpus,
         embedder_spec=embedder,
         index_dir=index,
-        cache_root=cache_dir or default_cache_root(),
+        cache_root=cache_dir or runtime.settings.eval_index_cache,
         concurrency=concurrency,
         top_k=top_k,
         timeout=timeout,
         retry_failed=retry_failed,
         retrieval_only=retrieval_only,
     )
-    from serving.models.agent_config import agent_config_for
+    plan.agent_config = runtime.agent_config
+    from serving.models.launcher import LaunchError
+    from serving.models.local import LocalModelError
 
-    with ExitStack() as stack:
-        base_url = model
-        chosen = None
-        if profile is not None:
-            from serving.models.profiles import get_profile
-
-            chosen = get_profile(profile)
-        plan.agent_config = agent_config_for(chosen)
-        if not retrieval_only and base_url is None:
-            if chosen is None or not chosen.is_local:
-                typer.echo("error: pass --model URL, or --profile local to start vLLM", err=True)
-                raise typer.Exit(2)
-            from serving.models.launcher import VLLMServer
-
-            server = stack.enter_context(VLLMServer(chosen))
-            typer.echo(f"started vLLM ({chosen.name}) at {server.start()}", err=True)
-            base_url = server.base_url
-            model_name = model_name or chosen.served_model_name
-        report = asyncio.run(_run(plan, base_url, model_name))
+    with runtime:
+        use_model = not retrieval_only
+        if use_model and not runtime.model_url_configured:
+            if not runtime.wants_local_model:
+                fail("pass --model URL, or --profile local to start vLLM")
+            try:
+                url = runtime.start_local_model()
+            except (LaunchError, LocalModelError) as exc:
+                fail(str(exc), code=1)
+            assert runtime.profile is not None
+            typer.echo(f"started vLLM ({runtime.profile.name}) at {url}", err=True)
+        report = asyncio.run(_run(plan, runtime if use_model else None))
     typer.echo((out / "report.md").read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}/results.jsonl, report.md, report.json ({report.questions} questions)")
 
 
-async def _run(plan: EvalPlan, base_url: str | None, model_name: str | None) -> Report:
+async def _run(plan: EvalPlan, runtime: Runtime | None) -> Report:
     from evaluation.progress import RichProgress
     from evaluation.session import run_evaluation
+    from serving.cli.common import usage_errors
 
     model = None
-    if base_url is not None:
-        from agent.llm.client import OpenAIClient
-
-        model = OpenAIClient(base_url, model_name)
+    if runtime is not None:
+        with usage_errors():
+            model = runtime.model_client()
     try:
         with RichProgress() as progress:
             return await run_evaluation(plan, model, progress.hooks())

@@ -23,10 +23,11 @@ _err = Console(stderr=True)
 
 def _guarded(action: Callable[[], T]) -> T:
     from retrieval.errors import RetrievalError
+    from serving.runtime import StartupError
 
     try:
         return action()
-    except (RetrievalError, ValueError) as exc:
+    except (RetrievalError, StartupError, ValueError) as exc:
         _err.print(f"[red]error: {exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
@@ -118,7 +119,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
     """Search an index and print the best passages."""
-    from retrieval.search.retriever import load_retriever
+    from serving.runtime import build_runtime
+    from serving.settings import load_settings
 
     if mode not in ("hybrid", "dense", "bm25"):
         _err.print(f"[red]error: --mode must be hybrid, dense or bm25, not {mode!r}[/red]")
@@ -126,13 +128,10 @@ def search(
     chosen: Literal["hybrid", "dense", "bm25"] = mode  # type: ignore[assignment]
 
     def run() -> None:
-        query_embedder = None
-        if embedder is not None and chosen != "bm25":
-            from retrieval.embedders import load_embedder
-
-            query_embedder = load_embedder(embedder)
-        retriever = load_retriever(index_dir, mode=chosen, embedder=query_embedder)
-        hits = retriever.search(query, k=k)
+        settings = load_settings(index_dir=index_dir, retriever_mode=chosen, embedder=embedder)
+        # `--index` is what to search, even where THINKRAG_MEMORY_PASSAGES is set.
+        settings = settings.model_copy(update={"memory_passages": None})
+        hits = build_runtime(settings).retriever.search(query, k=k)
         if as_json:
             typer.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
             return

@@ -24,13 +24,11 @@ def serve(
     Production (GPU) profiles are printed, not run: this machine serves them with vLLM on
     a GPU host, and thinkrag connects to it by URL.
     """
-    from serving.models.profiles import UnknownProfileError, get_profile
+    from serving.cli.common import runtime_from_flags
 
-    try:
-        chosen = get_profile(profile)
-    except UnknownProfileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    runtime = runtime_from_flags(profile=profile)
+    chosen = runtime.profile
+    assert chosen is not None  # the option always names one
     if not chosen.is_local:
         typer.echo(
             f"{chosen.name} is a GPU profile: run this on a GPU host, then point thinkrag "
@@ -44,7 +42,7 @@ def serve(
     from serving.models.launcher import LaunchError, VLLMServer
     from serving.models.local import LocalModelError
 
-    server = VLLMServer(chosen, port=port or None, host=host)
+    server: VLLMServer = runtime.local_server(port=port or None, host=host)
     stop = threading.Event()
     # Ctrl-C and SIGTERM (systemd, docker stop) both end the wait and stop vLLM cleanly;
     # SIGINT is handled explicitly because shells start background jobs with it ignored.
@@ -97,15 +95,21 @@ def profiles(
 def check(
     url: Annotated[str, typer.Argument(help="Server base URL ending in /v1.")],
     model: Annotated[str | None, typer.Option(help="Model name (default: first served).")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="THINKRAG_MODEL_API_KEY")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="Bearer key (default: THINKRAG_MODEL_API_KEY).")
+    ] = None,
 ) -> None:
     """Probe a running server: models, reasoning field, tool calls, structured output."""
     from rich.console import Console
     from rich.table import Table
 
+    from serving.cli.common import settings_from_flags, usage_errors
     from serving.models.check import check_server
 
-    report = asyncio.run(check_server(url, model=model, api_key=api_key))
+    settings = settings_from_flags(model_api_key=api_key)
+    key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+    with usage_errors():  # e.g. a URL without /v1: one line naming the fix
+        report = asyncio.run(check_server(url, model=model, api_key=key))
     table = Table(title=f"model server {url}")
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")

@@ -1,7 +1,8 @@
 """`thinkrag serve`: run the research service under uvicorn.
 
 Checks the index and the model server before binding the port, so a misconfigured
-server fails in a second with a message, not on the first request.
+server fails in a second with a message, not on the first request. The app then serves
+the very runtime that was checked: the index and its embedder are loaded once.
 """
 
 from __future__ import annotations
@@ -25,23 +26,38 @@ def serve(
     skip_model_check: Annotated[
         bool, typer.Option(help="Start even if the model server is not reachable yet.")
     ] = False,
+    fetch_url: Annotated[
+        bool | None,
+        typer.Option(
+            "--fetch-url/--no-fetch-url", help="Let the agent read public web pages (off)."
+        ),
+    ] = None,
+    fetch_allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Host or CIDR fetch_url may reach although private (repeatable)."),
+    ] = None,
 ) -> None:
     """Serve the OpenAI-compatible, LangGraph-compatible and native HTTP APIs."""
     import uvicorn
 
+    from serving.cli.common import runtime_from_flags, usage_errors
     from serving.http.app import create_app
-    from serving.runtime import StartupError, build_retriever, check_model
-    from serving.settings import SettingsError, load_settings
+    from serving.runtime import check_model
 
-    try:
-        settings = load_settings(
-            config, host=host, port=port, index_dir=index, profile=profile, model_url=model
-        )
+    runtime = runtime_from_flags(
+        config,
+        host=host,
+        port=port,
+        index_dir=index,
+        profile=profile,
+        model_url=model,
+        enable_fetch_url=fetch_url,
+        fetch_allow_hosts=fetch_allow_host or None,
+    )
+    settings = runtime.settings
+    with usage_errors():
         settings.check_exposure()
-        build_retriever(settings)  # fails fast on a missing or broken index
-    except (SettingsError, StartupError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        runtime.components()  # fails fast on a missing or broken index or a bad model URL
     if not skip_model_check:
         problem = asyncio.run(check_model(settings))
         if problem:
@@ -51,5 +67,5 @@ def serve(
                 err=True,
             )
             raise typer.Exit(2)
-    app = create_app(settings)
+    app = create_app(settings, components=runtime.components)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)

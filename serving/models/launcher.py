@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +25,7 @@ import httpx
 
 from serving.models.local import LOCAL_EXTRA_HINT, ensure_smollm2, ensure_tiny_moe
 from serving.models.profiles import ModelProfile
+from serving.settings import inherited_environment
 
 _LIVE: weakref.WeakSet[VLLMServer] = weakref.WeakSet()
 
@@ -42,12 +44,12 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def resolve_model_path(profile: ModelProfile) -> str:
+def resolve_model_path(profile: ModelProfile, cache_dir: Path | None = None) -> str:
     """The folder or hub id vLLM loads; local models are built into the cache first."""
     if profile.local_model == "smollm2":
-        return str(ensure_smollm2())
+        return str(ensure_smollm2(cache_dir))
     if profile.local_model == "tiny-moe":
-        return str(ensure_tiny_moe())
+        return str(ensure_tiny_moe(cache_dir))
     return profile.model
 
 
@@ -55,7 +57,11 @@ class VLLMServer:
     """One vLLM server process for `profile` on loopback.
 
     `start()` blocks until `/v1/models` answers; `stop()` sends SIGTERM to the process group
-    and SIGKILL after a grace period. Usable as a context manager.
+    and SIGKILL after a grace period. Usable as a context manager. `cache_dir` is where
+    local models are built (`Settings.cache_root`); `base_env` is the child's environment
+    before the profile's variables are added (default: `inherited_environment()`, a copy
+    the settings module takes of ours, since vLLM needs PATH, HOME and the operator's
+    VLLM_* variables).
     """
 
     def __init__(
@@ -66,8 +72,12 @@ class VLLMServer:
         host: str = "127.0.0.1",
         log_path: Path | str | None = None,
         extra_args: tuple[str, ...] = (),
+        cache_dir: Path | None = None,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.profile = profile
+        self.cache_dir = cache_dir
+        self._base_env = dict(base_env) if base_env is not None else None
         self.host = host
         self.port = port or free_port(host)
         self.extra_args = extra_args
@@ -102,14 +112,15 @@ class VLLMServer:
             )
         if not vllm_available():
             raise LaunchError(f"vLLM is not installed: run {LOCAL_EXTRA_HINT}")
-        argv = self.command(resolve_model_path(self.profile))
+        argv = self.command(resolve_model_path(self.profile, self.cache_dir))
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix=f"vllm-{self.profile.name}-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
         log = self._log_path.open("wb")
         self._log_handle = log
-        env = {**os.environ, **self.profile.env}
+        base = self._base_env if self._base_env is not None else inherited_environment()
+        env = {**base, **self.profile.env}
         self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -35,13 +35,13 @@ class MissingExtraError(LocalModelError):
 
 
 def cache_root(cache_dir: Path | str | None = None) -> Path:
-    """`cache_dir`, else `$THINKRAG_CACHE`, else `$XDG_CACHE_HOME/thinkrag`, else ~/.cache."""
+    """`cache_dir` (the runtime passes `Settings.cache_root`), else the settings' rule:
+    `$THINKRAG_CACHE`, else `$XDG_CACHE_HOME/thinkrag`, else ~/.cache/thinkrag."""
     if cache_dir is not None:
         return Path(cache_dir)
-    if env := os.environ.get("THINKRAG_CACHE"):
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "thinkrag"
+    from serving.settings import load_settings
+
+    return load_settings().cache_root
 
 
 def sha256_file(path: Path) -> str:
