@@ -88,9 +88,12 @@ def create_app(
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
-    from serving.http.routes import langgraph, native, openai
+    from serving.console import mount_console
+    from serving.http.routes import corpus, langgraph, native, openai
 
     app.include_router(native.router)
+    app.include_router(corpus.router)
     app.include_router(openai.router)
     app.include_router(langgraph.router)
+    mount_console(app)  # the browser console at `/`, assets under /console/
     return app

@@ -1,0 +1,133 @@
+// The side panel: a cited passage in its neighbourhood with the cited span marked, the
+// whole document, and the corpus view with a search playground.
+
+import { call } from "./api.js";
+import { h, clear, marked, fmtScore, $ } from "./dom.js";
+
+const panel = () => $("#panel");
+const body = () => $("#panel-body");
+
+let opener = null;
+
+export function openPanel(title, trigger) {
+  opener = trigger || document.activeElement;
+  clear($("#panel-title")).append(title);
+  panel().hidden = false;
+  document.body.classList.add("panel-open");
+  clear(body()).append(h("p", { class: "muted" }, "Loading…"));
+  body().focus();
+}
+
+export function closePanel() {
+  panel().hidden = true;
+  document.body.classList.remove("panel-open");
+  if (opener && opener.isConnected) opener.focus();
+}
+
+function showError(err) {
+  clear(body()).append(h("p", { class: "error", role: "alert" }, err.message || String(err)));
+}
+
+function meta(src) {
+  return h("dl", { class: "meta small" },
+    h("dt", {}, "Document"), h("dd", {}, src.title || "(untitled)"),
+    h("dt", {}, "Source"), h("dd", { class: "mono" }, src.source),
+    h("dt", {}, "Characters"), h("dd", {}, `${src.start}–${src.end}`));
+}
+
+// `src` is a citation (Source) or a search hit (HitInfo); both carry the passage id.
+export async function showSource(number, src, trigger) {
+  openPanel(`Source [${number}]`, trigger);
+  if (src.passage_id < 0) { // a fetched web page: only the text the run saw exists
+    clear(body()).append(
+      h("p", { class: "src-title" }, src.title || src.source),
+      h("p", { class: "mono small" }, src.source),
+      h("blockquote", { class: "passage" }, h("mark", { class: "cited" }, src.text || src.snippet || "")));
+    return;
+  }
+  try {
+    const view = await call("GET", `/v1/passages/${src.passage_id}?window=1`);
+    const p = view.passage;
+    const context = h("div", { class: "context", "aria-label": "Passage with its neighbours" });
+    for (const n of view.neighbours) {
+      const cited = n.passage_id === p.passage_id;
+      context.append(h("p", { class: cited ? "passage is-cited" : "passage neighbour", dataset: { passage: String(n.passage_id) } },
+        cited ? h("mark", { class: "cited" }, n.text) : n.text));
+    }
+    const docBtn = h("button", { type: "button", class: "btn ghost", onclick: () => showDocument(p.doc_id, p, number) },
+      "Open the whole document");
+    clear(body()).append(h("p", { class: "src-title" }, p.title || "(untitled)"), meta(p), context, docBtn);
+    const mark = body().querySelector("mark.cited");
+    if (mark) mark.scrollIntoView({ block: "nearest" });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+export async function showDocument(docId, cited, number) {
+  openPanel(number ? `Document of [${number}]` : "Document");
+  try {
+    const doc = await call("GET", `/v1/documents/${docId.split("/").map(encodeURIComponent).join("/")}`);
+    const text = cited ? marked(doc.text, cited.start, cited.end) : [doc.text];
+    clear(body()).append(
+      h("p", { class: "src-title" }, doc.title || "(untitled)"),
+      h("p", { class: "mono small muted" }, doc.source),
+      h("div", { class: "document" }, text));
+    const mark = body().querySelector("mark.cited");
+    if (mark) mark.scrollIntoView({ block: "center" });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+const CORPUS_FIELDS = [
+  ["label", "Index"], ["kind", "Kind"], ["mode", "Search mode"], ["generation", "Generation"],
+  ["documents", "Documents"], ["passages", "Passages"], ["embedder_id", "Embedder"],
+  ["dim", "Dimensions"], ["factory", "FAISS index"], ["metric", "Metric"],
+  ["faiss_version", "FAISS version"], ["created_at", "Built"],
+];
+
+export async function showCorpus(trigger) {
+  openPanel("Corpus", trigger);
+  try {
+    const info = await call("GET", "/v1/corpus");
+    const dl = h("dl", { class: "meta" });
+    for (const [key, label] of CORPUS_FIELDS) {
+      if (info[key] === null || info[key] === undefined) continue;
+      dl.append(h("dt", {}, label), h("dd", { class: key === "label" || key === "factory" ? "mono" : "" }, String(info[key])));
+    }
+    if (info.chunking) dl.append(h("dt", {}, "Chunking"),
+      h("dd", {}, `${info.chunking.max_tokens} tokens, ${info.chunking.overlap_tokens} overlap`));
+    const results = h("div", { class: "playground-results" });
+    const input = h("input", { type: "search", id: "play-q", placeholder: "Search the index", required: true });
+    const k = h("input", { type: "number", id: "play-k", min: 1, max: 50, value: 5 });
+    const form = h("form", { class: "playground", onsubmit: (e) => { e.preventDefault(); playground(input.value, Number(k.value) || 5, results); } },
+      h("label", { for: "play-q", class: "sr-only" }, "Search query"), input,
+      h("label", { class: "small" }, "k ", k),
+      h("button", { type: "submit", class: "btn primary" }, "Search"));
+    clear(body()).append(dl, h("h3", {}, "Search playground"),
+      h("p", { class: "muted small" }, `POST /v1/search with the server's ${info.mode || ""} retriever, as the agent's search tool sees it.`),
+      form, results);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function playground(query, k, out) {
+  clear(out).append(h("p", { class: "muted small" }, "Searching…"));
+  try {
+    const res = await call("POST", "/v1/search", { query, k });
+    const list = h("ol", { class: "hits" });
+    for (const hit of res.hits) {
+      list.append(h("li", { class: "hit" },
+        h("div", { class: "hit-main" },
+          h("div", { class: "hit-title" }, hit.title || hit.source, h("span", { class: "hit-score" }, fmtScore(hit.score))),
+          h("div", { class: "hit-source small muted" }, hit.source),
+          h("div", { class: "hit-snippet small" }, hit.text.slice(0, 300)),
+          h("button", { type: "button", class: "linkish small", onclick: () => showDocument(hit.doc_id, hit) }, "Open document"))));
+    }
+    clear(out).append(h("p", { class: "muted small" }, `${res.hits.length} hits in ${(res.seconds * 1000).toFixed(1)} ms`), list);
+  } catch (err) {
+    clear(out).append(h("p", { class: "error" }, err.message));
+  }
+}
