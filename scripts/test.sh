@@ -4,9 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THINKRAG_EXTRAS=local,st,use,ray,dev bash scripts/install.sh
 # The console tests drive the OS Chromium (Playwright's own browser download is not used).
-if ! command -v /usr/bin/chromium >/dev/null; then
-  $([ "$(id -u)" -eq 0 ] || echo sudo) apt-get install -y chromium \
-    || { apt-get update && apt-get install -y chromium; }
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $SUDO apt-get install -y chromium || { $SUDO apt-get update && $SUDO apt-get install -y chromium; }
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
