@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from serving.runtime import build_runtime
 from serving.settings import Settings, load_settings
 from testing.contract import contract_documents
+from testing.scripted import ScriptedModelServer
 from tests.test_service_support import REPO, free_port
 
 PROBE = "dimension probe"  # what OpenAIEmbedder embeds once, when it is built
@@ -197,3 +198,35 @@ def test_fetch_url_is_enabled_from_env_toml_and_flags(
     monkeypatch.setenv("THINKRAG_FETCH_ALLOW_HOSTS", "10.0.0.0/8, wiki.internal")
     assert agent() == (True, ("10.0.0.0/8", "wiki.internal"))
     assert agent(enable_fetch_url=False) == (False, ("10.0.0.0/8", "wiki.internal"))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_ask_fetch_url_flag_offers_the_tool(
+    enabled: bool,
+    scripted_model: Callable[..., ScriptedModelServer],
+    contract_index: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+    from testing.scripted import ScriptedTurn
+    from tests.agent_support import call
+
+    server = scripted_model(
+        [
+            ScriptedTurn(tool_calls=(call("fetch_url", url="http://127.0.0.1:9/admin"),)),
+            ScriptedTurn(content="Nothing to fetch."),
+        ]
+    )
+    monkeypatch.setenv("THINKRAG_RETRIEVER_MODE", "bm25")  # the index's embedder is test-only
+    monkeypatch.chdir(tmp_path)
+    flag = "--fetch-url" if enabled else "--no-fetch-url"
+    args = ["ask", "q?", "--index", str(contract_index), "--model", server.base_url, flag]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    if enabled:  # the tool ran, and its address policy refused the loopback target
+        assert "refusing 127.0.0.1 (127.0.0.1): loopback" in result.output
+    else:
+        assert "there is no tool named 'fetch_url'" in result.output
