@@ -50,6 +50,7 @@ def one_line_error(output: str) -> str:
         (("ask", "q", "--protocol", "smoke-signals", "--index", "x"), "THINKRAG_PROTOCOL"),
         (("ask", "q", "--index", "no-such-index"), "thinkrag index"),
         (("search", "q", "--index", "no-such-index"), "thinkrag index"),
+        (("eval", "missing.jsonl", "--model", "http://127.0.0.1:9/v1"), "eval file not found"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(

@@ -127,7 +127,12 @@ def evaluate(
                 fail(str(exc), code=1)
             assert runtime.profile is not None
             typer.echo(f"started vLLM ({runtime.profile.name}) at {url}", err=True)
-        report = asyncio.run(_run(plan, runtime if use_model else None))
+        from evaluation.errors import CorpusError
+
+        try:
+            report = asyncio.run(_run(plan, runtime if use_model else None))
+        except CorpusError as exc:  # a missing or malformed eval file: the message says why
+            fail(str(exc))
     typer.echo((out / "report.md").read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}/results.jsonl, report.md, report.json ({report.questions} questions)")
 
