@@ -142,18 +142,6 @@ def agent_config_from(settings: Settings, profile: ModelProfile | None) -> Agent
     return agent_config_for(profile, **values)
 
 
-def agent_config(settings: Settings) -> AgentConfig:
-    """Profile defaults for the agent side, then the server's budget maxima on top."""
-    return agent_config_from(settings, resolve_profile(settings))
-
-
-def model_name(settings: Settings) -> str | None:
-    if settings.model_name:
-        return settings.model_name
-    profile = resolve_profile(settings)
-    return profile.served_model_name if profile is not None else None
-
-
 async def check_model(settings: Settings, timeout: float = 5.0) -> str | None:
     """None when the model server answers `GET /models`, else what is wrong."""
     headers = {}
