@@ -1,5 +1,5 @@
 // DOM building that can only ever produce text: strings become text nodes, never markup.
-// Nothing in the console assigns innerHTML; model and document text goes through here.
+// Nothing in the console parses strings as HTML; model and document text goes through here.
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);

@@ -1,0 +1,170 @@
+"""The console's page and the read-only corpus routes, over real HTTP against a real FAISS
+index (built with the model-free hash embedder, served in bm25 mode so no model loads)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import get_args
+
+import httpx
+import pytest
+
+from agent.events import StopReason, reason_text
+from retrieval.indexing.job import run_index_job
+from retrieval.indexing.job_types import IndexConfig
+from retrieval.types import Passage
+from serving.http.routes.corpus import document_text
+from testing.embedder import HashEmbedder
+from tests.test_service_support import ThreadServer, service_settings
+
+STATIC = Path(__file__).resolve().parents[1] / "serving" / "console" / "static"
+HISTORY = " ".join(
+    f"In year {1700 + i} the river traders of Sylvania City built wharf number {i}."
+    for i in range(30)
+)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    docs = root / "docs"
+    (docs / "towns").mkdir(parents=True)
+    (docs / "towns" / "sylvania.md").write_text(f"# Sylvania City\n\n{HISTORY}\n", encoding="utf-8")
+    (docs / "marmots.txt").write_text("Marmots hibernate for half the year.\n", encoding="utf-8")
+    index = root / "index"
+    config = IndexConfig(max_tokens=48, overlap_tokens=12)
+    run_index_job([docs], index, config, embedder=HashEmbedder())
+    return index
+
+
+@pytest.fixture(scope="module")
+def server(indexed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("svc")
+    settings = service_settings(
+        tmp, "http://127.0.0.1:9/v1", index_dir=indexed, memory_passages=None,
+        retriever_mode="bm25",
+    )  # fmt: skip
+    with ThreadServer(settings) as srv:
+        yield srv.url
+
+
+def test_corpus_info_describes_the_published_generation(server: str) -> None:
+    info = httpx.get(f"{server}/v1/corpus").json()
+    assert info["kind"] == "index"
+    assert info["mode"] == "bm25"
+    assert info["generation"] == 1
+    assert info["documents"] == 2
+    assert info["passages"] > 3  # the long document was split
+    assert info["embedder_id"] == HashEmbedder().id
+    assert info["dim"] == 64
+    assert info["factory"] and info["faiss_version"] and info["created_at"]
+    assert info["chunking"] == {"max_tokens": 48, "overlap_tokens": 12}
+
+
+def test_document_text_puts_every_passage_at_its_offsets(server: str) -> None:
+    hits = httpx.post(f"{server}/v1/search", json={"query": "wharf number 17", "k": 1}).json()
+    hit = hits["hits"][0]
+    doc = httpx.get(f"{server}/v1/documents/{hit['doc_id']}").json()
+    assert doc["title"] == "Sylvania City"
+    assert doc["source"] == hit["source"]
+    assert len(doc["passages"]) > 3
+    starts = [p["start"] for p in doc["passages"]]
+    assert starts == sorted(starts)
+    for p in doc["passages"]:  # each passage exactly where its offsets say
+        assert doc["text"][p["start"] : p["end"]] == p["text"]
+    assert HISTORY[:200] in doc["text"]
+
+
+def test_document_text_lays_overlapping_passages_at_their_offsets() -> None:
+    text = "Alpha beta gamma. Delta epsilon zeta. Eta theta."
+    spans = [(0, 24), (18, 37), (38, 48)]  # the first two overlap; a blank gap before the last
+    parts = [Passage(i, "d", i, "T", text[a:b], "d.md", a, b) for i, (a, b) in enumerate(spans)]
+    assert document_text(list(reversed(parts))) == text
+
+
+def test_passage_with_neighbours_in_document_order(server: str) -> None:
+    hit = httpx.post(f"{server}/v1/search", json={"query": "wharf number 17", "k": 1}).json()
+    pid = hit["hits"][0]["passage_id"]
+    view = httpx.get(f"{server}/v1/passages/{pid}", params={"window": 1}).json()
+    assert view["passage"]["passage_id"] == pid
+    ordinals = [n["ordinal"] for n in view["neighbours"]]
+    mine = view["passage"]["ordinal"]
+    assert mine in ordinals
+    assert ordinals == list(range(ordinals[0], ordinals[0] + len(ordinals)))
+    assert 2 <= len(ordinals) <= 3
+
+
+def test_missing_and_bad_requests_say_what_to_do(server: str) -> None:
+    missing = httpx.get(f"{server}/v1/passages/123456789")
+    assert missing.status_code == 404
+    assert "search again" in missing.json()["error"]["message"]
+    gone = httpx.get(f"{server}/v1/documents/no/such/doc")
+    assert gone.status_code == 404
+    assert "doc_id" in gone.json()["error"]["message"]
+    wide = httpx.get(f"{server}/v1/passages/1", params={"window": 50})
+    assert wide.status_code == 422
+    assert "window" in wide.text
+
+
+def test_page_and_assets_are_served_same_origin_with_a_strict_policy(server: str) -> None:
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    # Every asset the page names is served from this origin; nothing external is loaded.
+    names = re.findall(r'(?:src|href)="(/console/[^"]+)"', page.text)
+    imports = [
+        f"/console/{m}"
+        for f in STATIC.glob("*.js")
+        for m in re.findall(r'from "\./([^"]+)"', f.read_text(encoding="utf-8"))
+    ]
+    for path in {*names, *imports}:
+        asset = httpx.get(server + path)
+        assert asset.status_code == 200, path
+    assert (
+        httpx.get(f"{server}/console/app.js")
+        .headers["content-type"]
+        .startswith(("application/javascript", "text/javascript"))
+    )
+    for f in STATIC.iterdir():
+        assert not re.search(r"https?://", f.read_text(encoding="utf-8")), f.name
+    # The API the page sits beside is untouched.
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{server}/v1/models").status_code == 200
+    assert httpx.post(f"{server}/threads/search", json={}).status_code == 200
+
+
+def test_no_asset_writes_markup_from_strings() -> None:
+    """Model and document text must reach the page as text: no innerHTML-style sinks."""
+    sinks = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(")
+    for f in STATIC.glob("*.js"):
+        assert not sinks.search(f.read_text(encoding="utf-8")), f.name
+
+
+def test_console_explains_every_stop_reason_as_the_agent_does() -> None:
+    source = (STATIC / "run.js").read_text(encoding="utf-8")
+    block = re.search(r"STOP_REASONS = (\{.*?\});", source, re.S)
+    assert block is not None
+    as_json = re.sub(r"(\w+):", r'"\1":', block.group(1)).replace(",\n}", "\n}")
+    texts = json.loads(re.sub(r",\s*}", "}", as_json))
+    assert texts == {reason: reason_text(reason) for reason in get_args(StopReason)}
+
+
+def test_with_keys_the_page_loads_but_corpus_routes_need_a_key(
+    indexed: Path, tmp_path: Path
+) -> None:
+    settings = service_settings(
+        tmp_path, "http://127.0.0.1:9/v1", index_dir=indexed, memory_passages=None,
+        retriever_mode="bm25", api_keys="k-one",
+    )  # fmt: skip
+    with ThreadServer(settings) as srv:
+        assert httpx.get(f"{srv.url}/").status_code == 200
+        assert httpx.get(f"{srv.url}/console/app.js").status_code == 200
+        for path in ("/v1/corpus", "/v1/passages/1", "/v1/documents/x"):
+            assert httpx.get(srv.url + path).status_code == 401, path
+        ok = httpx.get(f"{srv.url}/v1/corpus", headers={"Authorization": "Bearer k-one"})
+        assert ok.status_code == 200
