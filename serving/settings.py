@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     )
     eval_dir: Path | None = None
 
+    @field_validator("config", "cache", "xdg_cache_home", "eval_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `XDG_CACHE_HOME=` (set but empty) means "not set", as the XDG spec says.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_keys", "cors_origins", "fetch_allow_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

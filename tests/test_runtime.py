@@ -164,6 +164,8 @@ def test_cache_root_is_one_rule_for_models_and_eval_indexes(
     assert settings.cache_root == tmp_path / "xdg" / "thinkrag"
     assert settings.eval_index_cache == settings.cache_root / "eval-index"
     assert cache_root() == settings.cache_root  # local models: the same rule
+    monkeypatch.setenv("XDG_CACHE_HOME", "")  # set but empty: not set
+    assert load_settings().cache_root == Path.home() / ".cache" / "thinkrag"
     monkeypatch.setenv("THINKRAG_CACHE", str(tmp_path / "mine"))
     assert load_settings().eval_index_cache == tmp_path / "mine" / "eval-index"
     assert cache_root() == tmp_path / "mine"
