@@ -3,10 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THINKRAG_EXTRAS=local,st,use,ray,dev bash scripts/install.sh
-# The console tests drive the OS Chromium (Playwright's own browser download is not used).
-if [ ! -x /usr/bin/chromium ]; then
+# The console tests drive the OS Chromium (Playwright's own browser download is not used);
+# a small CJK font lets their screenshots show Chinese text.
+if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; then
   SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
-  $SUDO apt-get install -y chromium || { $SUDO apt-get update && $SUDO apt-get install -y chromium; }
+  PKGS="chromium fonts-wqy-microhei"
+  $SUDO apt-get install -y $PKGS || { $SUDO apt-get update && $SUDO apt-get install -y $PKGS; }
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
