@@ -16,8 +16,12 @@ from retrieval.terms import CJK_CLASS
 _TOKEN = re.compile(rf"[{CJK_CLASS}]|[^\W{CJK_CLASS}]+")
 _CLOSERS = "\"'”’」』）)\\]"
 # Candidate sentence ends: newlines, CJK full stops (no space needed), Latin stops + space.
+# Linear time on any input: a run of stops is matched only from its first character (the
+# lookbehinds) and never backtracked into (possessive `++`/`*+`), so a megabyte of "....."
+# costs one pass, not one pass per dot.
 _BOUNDARY = re.compile(
-    rf"\n|[。！？；!?]*[。！？；][{_CLOSERS}]*|[.!?]+[{_CLOSERS}]*(?=\s)|[!?]+[{_CLOSERS}]*"
+    rf"\n|(?<![。！？；!?])(?:[!?]*+[。！？；])++[{_CLOSERS}]*+"
+    rf"|(?<![.!?])[.!?]++[{_CLOSERS}]*+(?=\s)|(?<![!?])[!?]++[{_CLOSERS}]*+"
 )
 # Weaker boundaries, used only inside a sentence longer than the whole budget.
 _CLAUSE = re.compile(rf"[，、：,;:][{_CLOSERS}]*")

@@ -7,9 +7,9 @@ indexing job can report it and carry on. Only a path that does not exist raises.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from retrieval.errors import RetrievalError
@@ -17,12 +17,13 @@ from retrieval.indexing.job_types import Skipped, content_hash
 from retrieval.indexing.loaders.formats import (
     JsonlFields,
     Unreadable,
-    read_html,
     read_jsonl,
     read_markdown,
     read_pdf,
     read_plain,
 )
+from retrieval.indexing.loaders.html import read_html
+from retrieval.indexing.loaders.walk import bad_name, kind_of, printable, walk
 from retrieval.types import Document
 
 # extension -> format name recorded in metadata["format"]
@@ -65,43 +66,35 @@ def _iterate(
 ) -> Iterator[Document | Skipped]:
     for root in roots:
         if root.is_dir():
-            for path in _walk(root):
-                rel = path.relative_to(root).as_posix()
-                if _selected(rel, include, exclude):
-                    yield from load_file(path, rel, fields)
+            for found in walk(root, include, exclude):
+                if isinstance(found, Skipped):
+                    yield found
+                else:
+                    yield from load_file(*found, fields)
         else:
             yield from load_file(root, root.name, fields)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Depth-first, name-sorted; hidden names skipped; symlinked folders not followed."""
+def _read_regular(path: Path) -> tuple[bytes, float]:
+    """A regular file's bytes and mtime. Opened non-blocking and checked after opening,
+    so a FIFO or device (named directly, or swapped in after the walk) is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path))
-        elif entry.is_file():
-            yield Path(entry.path)
-
-
-def _matches(rel: str, pattern: str) -> bool:
-    if fnmatchcase(rel, pattern):
-        return True
-    return pattern.startswith("**/") and _matches(rel, pattern[3:])
-
-
-def _selected(rel: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
-    if include and not any(_matches(rel, p) for p in include):
-        return False
-    return not any(_matches(rel, p) for p in exclude)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"{kind_of(info.st_mode)}, not a regular file; only files are indexed")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(), info.st_mtime
+    finally:
+        os.close(fd)
 
 
 def load_file(path: Path, source: str, fields: JsonlFields) -> Iterator[Document | Skipped]:
     """Documents from one file; `source` is the name it is recorded under."""
+    bad = bad_name(source)
+    if bad is not None:
+        yield Skipped(printable(source), bad)
+        return
     suffix = path.suffix.lower()
     fmt = FORMATS.get(suffix)
     if fmt is None:
@@ -109,16 +102,12 @@ def load_file(path: Path, source: str, fields: JsonlFields) -> Iterator[Document
         yield Skipped(source, f"{kind}; supported: {', '.join(sorted(FORMATS))}")
         return
     try:
-        stat = path.stat()
-        if fmt == "pdf":
-            yield _document(source, source, *read_pdf(path, path.stem), fmt, stat.st_mtime)
-            return
-        data = path.read_bytes()
+        data, mtime = _read_regular(path)
         if fmt == "jsonl":
-            yield from _jsonl_documents(data, source, fields, stat.st_mtime)
+            yield from _jsonl_documents(data, source, fields, mtime)
             return
-        reader = {"txt": read_plain, "md": read_markdown, "html": read_html}[fmt]
-        yield _document(source, source, *reader(data, path.stem), fmt, stat.st_mtime)
+        reader = {"txt": read_plain, "md": read_markdown, "html": read_html, "pdf": read_pdf}[fmt]
+        yield _document(source, source, *reader(data, path.stem), fmt, mtime)
     except Unreadable as exc:
         yield Skipped(source, str(exc))
     except OSError as exc:

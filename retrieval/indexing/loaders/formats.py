@@ -6,7 +6,6 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 
 class Unreadable(Exception):
@@ -37,7 +36,8 @@ _BOMS = ((b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (BOM dropped) or UTF-16 with a BOM; other encodings only if charset_normalizer
+    """UTF-8 (BOM dropped) or UTF-16 with a BOM; else Windows-1252/Latin-1 when the text
+    reads as a Western European language; else another encoding only if charset_normalizer
     is installed and confident. Binary data (NUL bytes, control characters) is refused."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
@@ -57,7 +57,30 @@ def decode_text(data: bytes) -> str:
     return _normalise_newlines(text)
 
 
+_WORD = re.compile(r"[^\W\d_]+")
+_ODD_INSIDE_WORD = re.compile(r"(?<=[^\W\d_])[^\x00-\x7f\w](?=[^\W\d_])")
+
+
+def _western(text: str) -> bool:
+    """Does cp1252-decoded text look like a Western European language? There, accented
+    letters sit inside mostly-ASCII words ("café", "Straße"); misread Cyrillic or Greek
+    gives whole words of accented letters, misread Central European gives symbols inside
+    words ("Za¿ó³æ")."""
+    words = [w for w in _WORD.findall(text) if not w.isascii()]
+    if not words:
+        return True
+    foreign = sum(1 for w in words if len(w) >= 3 and not any(c.isascii() for c in w))
+    odd = len(_ODD_INSIDE_WORD.findall(text))
+    return foreign <= 0.2 * len(words) and odd <= 0.02 * len(words)
+
+
 def _detect(data: bytes) -> str:
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None and _western(western):
+        return western
     try:
         from charset_normalizer import from_bytes
     except ImportError:
@@ -70,7 +93,8 @@ def _detect(data: bytes) -> str:
             except (UnicodeDecodeError, LookupError):
                 pass
     raise Unreadable(
-        "not valid UTF-8 text and the encoding could not be detected; save it as UTF-8"
+        "not valid UTF-8 text and the encoding could not be detected; save it as UTF-8 "
+        "(e.g. `iconv -f <encoding> -t utf-8`)"
     )
 
 
@@ -91,47 +115,8 @@ def read_markdown(data: bytes, stem: str) -> tuple[str, str]:
     return (match.group(1).strip() if match else stem) or stem, text
 
 
-_DROP_TAGS = ("script", "style", "noscript", "template", "head")
-_BLOCK_TAGS = (
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav",
-    "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table",
-    "blockquote", "pre", "figure", "figcaption", "hr", "form", "fieldset", "address",
-)  # fmt: skip
-_SPACES = re.compile(r"[ \t\f\v\u00a0]+")
-_BLANKS = re.compile(r"\n{3,}")
-_ANY_SPACE = re.compile(r"\s+")
-
-
-def read_html(data: bytes, stem: str) -> tuple[str, str]:
-    if b"\x00" in data:
-        raise Unreadable("binary content (NUL bytes); not an HTML file")
-    from bs4 import BeautifulSoup, NavigableString
-
-    soup = BeautifulSoup(data, "lxml")
-    title = ""
-    if soup.title and soup.title.get_text(strip=True):
-        title = soup.title.get_text(" ", strip=True)
-    elif (h1 := soup.find("h1")) is not None:
-        title = h1.get_text(" ", strip=True)
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    # Source line breaks are plain spaces in HTML (except in <pre>); layout comes from tags.
-    for node in soup.find_all(string=True):
-        plain = type(node) is NavigableString  # not a comment, CDATA or doctype
-        if plain and node.find_parent("pre") is None and _ANY_SPACE.search(node):
-            node.replace_with(_ANY_SPACE.sub(" ", node))
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    raw = (soup.body or soup).get_text()
-    lines = [_SPACES.sub(" ", line).strip() for line in raw.split("\n")]
-    text = _BLANKS.sub("\n\n", "\n".join(lines)).strip()
-    return title or stem, text
-
-
-def read_pdf(path: Path, stem: str) -> tuple[str, str]:
+def read_pdf(data: bytes, stem: str) -> tuple[str, str]:
+    import io
     import logging
 
     from pypdf import PdfReader
@@ -139,7 +124,7 @@ def read_pdf(path: Path, stem: str) -> tuple[str, str]:
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise Unreadable("encrypted PDF; decrypt it (e.g. `qpdf --decrypt`) and index the copy")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
