@@ -4,10 +4,13 @@ driven by Playwright."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import shutil
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +141,62 @@ def chromium_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+class DroppingProxy:
+    """A loopback TCP proxy that cuts the first run event stream after `cut_after` bytes of
+    its response: a dropped connection, as a flaky network or a proxy timeout makes one."""
+
+    def __init__(self, target_port: int, cut_after: int = 2500) -> None:
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.cuts = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            state = {"events": False, "sent": 0}
+            threading.Thread(
+                target=self._pipe, args=(client, upstream, state, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(upstream, client, state, False), daemon=True
+            ).start()
+
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, state: dict[str, Any], up: bool
+    ) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if up and b"/events HTTP/1.1" in chunk and self.cuts == 0:
+                    state["events"] = True
+                if not up and state["events"]:
+                    state["sent"] += len(chunk)
+                    if state["sent"] > self.cut_after:
+                        self.cuts += 1
+                        state["events"] = False
+                        raise ConnectionResetError("cut by the test proxy")
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()

@@ -30,6 +30,7 @@ from tests.console_support import (
     XSS_Q,
     ZH_Q,
     ZH_TEXT,
+    DroppingProxy,
     chromium_available,
     console_turn,
     write_console_passages,
@@ -173,6 +174,31 @@ def test_reload_mid_run_rejoins_without_duplicates(page: Page) -> None:
     expect(turn.locator(".q")).to_have_text(SLOW)
     expect(turn.locator(".reasoning-text")).to_have_text(SLOW_REASONING)
     expect(turn.locator(".answer")).to_have_text("Marmots hibernate.")
+
+
+def test_dropped_stream_reconnects_from_the_last_event(browser: Browser, service: str) -> None:
+    proxy = DroppingProxy(int(service.rsplit(":", 1)[1]))
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        resumed: list[str | None] = []
+        page.on(
+            "request",
+            lambda r: (
+                resumed.append(r.headers.get("last-event-id")) if "/events" in r.url else None
+            ),
+        )
+        page.goto(proxy.url + "/")
+        ask(page, SLOW)
+        turn = last_turn(page)
+        assert proxy.cuts == 1
+        assert len(resumed) == 2 and resumed[0] is None and int(resumed[1] or 0) > 0
+        expect(turn.locator(".reasoning-text")).to_have_text(SLOW_REASONING)
+        expect(turn.locator(".answer")).to_have_text("Marmots hibernate.")
+    finally:
+        context.close()
+        proxy.close()
 
 
 def test_stop_cancels_the_run(page: Page, service: str) -> None:
