@@ -72,17 +72,17 @@ def after_start(state: AgentState, config: AgentConfig) -> AfterStart:
 
 
 def after_reason(state: AgentState) -> AfterReason:
-    if state.get("stop_reason"):
+    if state.stop_reason:
         return "finalize"
-    if state.get("draft") is not None:
+    if state.draft is not None:
         return "answer"
-    if state.get("pending"):
+    if state.pending:
         return "act"
     return "reason"
 
 
 def after_act(state: AgentState) -> AfterAct:
-    return "condense" if state.get("pending_results") else "reason"
+    return "condense" if state.pending_results else "reason"
 
 
 def build_graph(deps: NodeDeps) -> StateGraph[AgentState]:

@@ -6,7 +6,8 @@ allow-listed for LangGraph's msgpack serializer in `STATE_TYPES`).
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -135,34 +136,58 @@ UsageRecord = Usage
 SourceRecord = Source
 
 
-class AgentState(TypedDict, total=False):
-    """LangGraph state. Thread-scoped: transcript, prompt_text, sources, exchanges.
-    Run-scoped (reset by the start node): everything else."""
+StateUpdate = dict[str, Any]
+"""What a node returns: the fields it changes, by name (LangGraph writes only those)."""
+
+_THREAD_SCOPED = frozenset({"transcript", "prompt_text", "sources", "exchanges"})
+_RUN_INPUT = frozenset({"run_id", "question", "budgets", "started_at", "deadline_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """LangGraph state, one field per channel (so checkpoints hold plain records).
+
+    Thread-scoped (kept across questions): transcript, prompt_text, sources, exchanges.
+    Run input (set by the runner): run_id, question, budgets, started_at, deadline_at.
+    Everything else is run-scoped and reset by the start node (`run_reset`).
+    """
 
     # thread-scoped
-    transcript: list[ChatTurn]
-    prompt_text: str  # the tags protocol's growing raw prompt
-    sources: dict[int, Source]
-    exchanges: list[ChatTurn]  # questions and final answers, for thread_history
+    transcript: list[ChatTurn] = field(default_factory=list)
+    prompt_text: str = ""  # the tags protocol's growing raw prompt
+    sources: dict[int, Source] = field(default_factory=dict)
+    exchanges: list[ChatTurn] = field(default_factory=list)  # questions and final answers
+    # run input
+    run_id: str = ""
+    question: str = ""
+    budgets: Budgets = field(default_factory=Budgets)
+    started_at: float | None = None  # time.time() when the run started
+    deadline_at: float | None = None  # absolute deadline, fixed at start and kept on resume
     # run-scoped
-    run_id: str
-    question: str
-    budgets: Budgets
-    started_at: float
-    deadline_at: float  # absolute time.time() deadline, fixed at start and kept on resume
-    step: int
-    tool_calls_used: int
-    usage: Usage
-    steps: list[StepRecord]
-    pending: list[ToolCallRecord]
-    pending_results: list[ToolResultRecord]  # awaiting the condense node
-    draft: AnswerDraft | None
-    streamed_answer: str  # answer text already sent live as AnswerDelta events
-    query_cache: dict[str, list[int]]
-    stop_reason: StopReason | None
-    overruns: int  # consecutive steps that produced no action
-    repeats: int  # consecutive steps that only repeated earlier searches
-    result: RunResult | None
+    step: int = 0
+    tool_calls_used: int = 0
+    usage: Usage = field(default_factory=Usage)
+    steps: list[StepRecord] = field(default_factory=list)
+    pending: list[ToolCallRecord] = field(default_factory=list)
+    pending_results: list[ToolResultRecord] = field(default_factory=list)  # for condense
+    draft: AnswerDraft | None = None
+    streamed_answer: str = ""  # answer text already sent live as AnswerDelta events
+    query_cache: dict[str, list[int]] = field(default_factory=dict)
+    stop_reason: StopReason | None = None
+    overruns: int = 0  # consecutive steps that produced no action
+    repeats: int = 0  # consecutive steps that only repeated earlier searches
+    result: RunResult | None = None
+
+    def merged(self, update: StateUpdate) -> AgentState:
+        """This state with `update` applied, as the next node will see it."""
+        return replace(self, **update)
+
+    @classmethod
+    def run_reset(cls) -> StateUpdate:
+        """Every run-scoped field at its default: a new run starts from zero."""
+        blank = cls()
+        skip = _THREAD_SCOPED | _RUN_INPUT
+        return {f.name: getattr(blank, f.name) for f in fields(cls) if f.name not in skip}
 
 
 STATE_TYPES: tuple[type, ...] = (

@@ -22,6 +22,7 @@ from agent.state import (
     AgentState,
     AnswerDraft,
     ChatTurn,
+    StateUpdate,
     ToolCallRecord,
     ToolResultRecord,
 )
@@ -69,7 +70,7 @@ class ModelTurn:
 
 
 class ActionProtocol(Protocol):
-    def begin(self, state: AgentState, question: str) -> AgentState:
+    def begin(self, state: AgentState, question: str) -> StateUpdate:
         """State update that adds a new question to the thread's transcript."""
         ...
 
@@ -79,7 +80,7 @@ class ActionProtocol(Protocol):
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[ModelTurn, AgentState]:
+    ) -> tuple[ModelTurn, StateUpdate]:
         """One model call; returns the parsed turn and the transcript update.
 
         `live` gets the content as it arrives only when the protocol knows before the call that
@@ -87,15 +88,15 @@ class ActionProtocol(Protocol):
         """
         ...
 
-    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> AgentState:
+    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> StateUpdate:
         """Add actions to the transcript as if the model had asked for them (prefetch)."""
         ...
 
-    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> AgentState: ...
+    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> StateUpdate: ...
 
-    def nudge(self, state: AgentState, text: str) -> AgentState: ...
+    def nudge(self, state: AgentState, text: str) -> StateUpdate: ...
 
-    def record_answer(self, state: AgentState, answer: str) -> AgentState: ...
+    def record_answer(self, state: AgentState, answer: str) -> StateUpdate: ...
 
     async def free_text(
         self,
@@ -114,7 +115,7 @@ class ActionProtocol(Protocol):
 
     def context_size(self, state: AgentState) -> int: ...
 
-    def compact(self, state: AgentState, limit: int) -> AgentState | None: ...
+    def compact(self, state: AgentState, limit: int) -> StateUpdate | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from agent.actions.base import (
 )
 from agent.context import compact_transcript, transcript_tokens
 from agent.llm.types import ChatRequest, Usage
-from agent.state import AgentState, ChatTurn
+from agent.state import AgentState, ChatTurn, StateUpdate
 
 
 class ChatTranscript:
@@ -26,25 +26,25 @@ class ChatTranscript:
     def system_prompt(self) -> str:
         return self.deps.prompts.system(self.deps.toolbox.describe())
 
-    def begin(self, state: AgentState, question: str) -> AgentState:
-        turns = list(state.get("transcript") or [])
+    def begin(self, state: AgentState, question: str) -> StateUpdate:
+        turns = list(state.transcript)
         if not turns:
             turns.append(ChatTurn(role="system", content=self.system_prompt(), kind="prompt"))
         turns.append(ChatTurn(role="user", content=question, kind="question"))
         return {"transcript": turns}
 
-    def nudge(self, state: AgentState, text: str) -> AgentState:
-        turns = [*state.get("transcript", []), ChatTurn(role="user", content=text, kind="note")]
+    def nudge(self, state: AgentState, text: str) -> StateUpdate:
+        turns = [*state.transcript, ChatTurn(role="user", content=text, kind="note")]
         return {"transcript": turns}
 
-    def record_answer(self, state: AgentState, answer: str) -> AgentState:
+    def record_answer(self, state: AgentState, answer: str) -> StateUpdate:
         turn = ChatTurn(role="assistant", content=answer, kind="answer")
-        return {"transcript": [*state.get("transcript", []), turn]}
+        return {"transcript": [*state.transcript, turn]}
 
     def request(self, state: AgentState, limits: StepLimits, **extra: object) -> ChatRequest:
         cfg = self.config
         return ChatRequest(
-            messages=[t.to_message() for t in state.get("transcript", [])],
+            messages=[t.to_message() for t in state.transcript],
             max_tokens=limits.max_tokens,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
@@ -64,14 +64,14 @@ class ChatTranscript:
     ) -> tuple[str, Usage]:
         asked = self.nudge(state, instruction)
         streamed = await stream_chat_turn(
-            self.deps.model, self.request(asked, limits), limits, emit, live
+            self.deps.model, self.request(state.merged(asked), limits), limits, emit, live
         )
         text = streamed.content.strip()
         return text, streamed.usage
 
     def context_size(self, state: AgentState) -> int:
-        return transcript_tokens(state.get("transcript", []))
+        return transcript_tokens(state.transcript)
 
-    def compact(self, state: AgentState, limit: int) -> AgentState | None:
-        turns, changed = compact_transcript(list(state.get("transcript", [])), limit=limit)
+    def compact(self, state: AgentState, limit: int) -> StateUpdate | None:
+        turns, changed = compact_transcript(list(state.transcript), limit=limit)
         return {"transcript": turns} if changed else None

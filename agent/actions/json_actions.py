@@ -26,6 +26,7 @@ from agent.state import (
     AgentState,
     AnswerDraft,
     ChatTurn,
+    StateUpdate,
     ToolCallRecord,
     ToolResultRecord,
 )
@@ -57,7 +58,7 @@ class JsonActionProtocol(ChatTranscript):
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[ModelTurn, AgentState]:
+    ) -> tuple[ModelTurn, StateUpdate]:
         """Never streams the answer: the visible output is a JSON action."""
         schema = self.action_schema(limits.allow_tools)
         response_format = {
@@ -93,7 +94,7 @@ class JsonActionProtocol(ChatTranscript):
                 return ModelTurn(s.reasoning, s.content, usage=s.usage, note=note), {}
             draft = AnswerDraft(text=args.answer, citations=tuple(args.citations))
             return ModelTurn(s.reasoning, s.content, answer=draft, usage=s.usage), {}
-        step_no = state.get("step", 0)
+        step_no = state.step
         call = ToolCallRecord(
             id=f"action-{step_no}", name=name, arguments=json.dumps(action, ensure_ascii=False)
         )
@@ -113,21 +114,23 @@ class JsonActionProtocol(ChatTranscript):
         text, usage = await super().free_text(state, instruction, limits, emit)
         return _unwrap_action(text), usage
 
-    def _assistant(self, state: AgentState, content: str) -> AgentState:
+    def _assistant(self, state: AgentState, content: str) -> StateUpdate:
         turn = ChatTurn(role="assistant", content=content, kind="action")
-        return {"transcript": [*state.get("transcript", []), turn]}
+        return {"transcript": [*state.transcript, turn]}
 
-    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> AgentState:
-        update: AgentState = {"transcript": list(state.get("transcript", []))}
+    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> StateUpdate:
+        current = state
         for a in actions:
             payload = {"action": a.name, **json.loads(a.arguments or "{}")}
-            update = self._assistant(update, json.dumps(payload, ensure_ascii=False))
-        return update
+            current = current.merged(
+                self._assistant(current, json.dumps(payload, ensure_ascii=False))
+            )
+        return {"transcript": current.transcript}
 
-    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> AgentState:
+    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> StateUpdate:
         text = "\n\n".join(f"Result of {r.name}:\n{r.observation}" for r in results)
         turn = ChatTurn(role="user", content=text, kind="observation")
-        return {"transcript": [*state.get("transcript", []), turn]}
+        return {"transcript": [*state.transcript, turn]}
 
 
 def _unwrap_action(text: str) -> str:

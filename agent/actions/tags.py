@@ -17,7 +17,7 @@ from agent.context import compact_prompt_text, estimate_tokens
 from agent.llm.think import split_think
 from agent.llm.types import CompletionResult, Usage
 from agent.prompts import fill
-from agent.state import AgentState, AnswerDraft, ToolCallRecord, ToolResultRecord
+from agent.state import AgentState, AnswerDraft, StateUpdate, ToolCallRecord, ToolResultRecord
 
 BEGIN_QUERY = "<|begin_search_query|>"
 END_QUERY = "<|end_search_query|>"
@@ -30,9 +30,9 @@ class TagsProtocol:
         self.deps = deps
         self.config = deps.config
 
-    def begin(self, state: AgentState, question: str) -> AgentState:
+    def begin(self, state: AgentState, question: str) -> StateUpdate:
         prompts = self.deps.prompts
-        text = state.get("prompt_text") or ""
+        text = state.prompt_text
         if not text:
             system = prompts.system("")
             text = fill(prompts.slot("tags_template"), system=system, question=question) + "\n"
@@ -60,15 +60,15 @@ class TagsProtocol:
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[ModelTurn, AgentState]:
+    ) -> tuple[ModelTurn, StateUpdate]:
         """Buffered (`live` unused): one non-streamed completion whose answer part is
         known only once the text is split."""
-        prompt = state.get("prompt_text", "")
+        prompt = state.prompt_text
         stops = [END_QUERY] if limits.allow_tools else []
         result = await self._complete(prompt, limits, stops)
         text = result.text
         usage = result.usage
-        update: AgentState = {"prompt_text": prompt + text}
+        update: StateUpdate = {"prompt_text": prompt + text}
         if text.endswith(END_QUERY) or result.stop_reason == END_QUERY:
             body = text.removesuffix(END_QUERY)
             start = body.rfind(BEGIN_QUERY)
@@ -80,7 +80,7 @@ class TagsProtocol:
                 return ModelTurn(reasoning, text, usage=usage, note=note), update
             query = body[start + len(BEGIN_QUERY) :].strip()
             call = ToolCallRecord(
-                id=f"query-{state.get('step', 0)}",
+                id=f"query-{state.step}",
                 name="search",
                 arguments=json.dumps({"query": query}, ensure_ascii=False),
             )
@@ -98,24 +98,24 @@ class TagsProtocol:
             return ModelTurn(reasoning, text, usage=usage, note="empty"), update
         return ModelTurn(reasoning, answer, answer=AnswerDraft(text=answer), usage=usage), update
 
-    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> AgentState:
-        text = state.get("prompt_text", "")
+    def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> StateUpdate:
+        text = state.prompt_text
         for a in actions:
             query = json.loads(a.arguments or "{}").get("query", "")
             text += f"{BEGIN_QUERY}{query}{END_QUERY}"
         return {"prompt_text": text}
 
-    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> AgentState:
-        text = state.get("prompt_text", "")
+    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> StateUpdate:
+        text = state.prompt_text
         for r in results:
             text += f"\n\n{BEGIN_RESULT}\n{r.observation}\n{END_RESULT}\n\n"
         return {"prompt_text": text}
 
-    def nudge(self, state: AgentState, text: str) -> AgentState:
-        return {"prompt_text": state.get("prompt_text", "") + f"\n\n{text}\n\n"}
+    def nudge(self, state: AgentState, text: str) -> StateUpdate:
+        return {"prompt_text": state.prompt_text + f"\n\n{text}\n\n"}
 
-    def record_answer(self, state: AgentState, answer: str) -> AgentState:
-        text = state.get("prompt_text", "")
+    def record_answer(self, state: AgentState, answer: str) -> StateUpdate:
+        text = state.prompt_text
         if answer.strip() and answer.strip() not in text[-len(answer) - 200 :]:
             text += "\n" + answer
         return {"prompt_text": text}
@@ -128,7 +128,7 @@ class TagsProtocol:
         emit: EmitText,
         live: AnswerSink | None = None,
     ) -> tuple[str, Usage]:
-        prompt = state.get("prompt_text", "") + f"\n\n{instruction}\n\n"
+        prompt = state.prompt_text + f"\n\n{instruction}\n\n"
         result = await self._complete(prompt, limits, [])
         reasoning, answer = split_think(result.text)
         if reasoning:
@@ -136,8 +136,8 @@ class TagsProtocol:
         return answer.strip(), result.usage
 
     def context_size(self, state: AgentState) -> int:
-        return estimate_tokens(state.get("prompt_text", ""))
+        return estimate_tokens(state.prompt_text)
 
-    def compact(self, state: AgentState, limit: int) -> AgentState | None:
-        text, changed = compact_prompt_text(state.get("prompt_text", ""), limit=limit)
+    def compact(self, state: AgentState, limit: int) -> StateUpdate | None:
+        text, changed = compact_prompt_text(state.prompt_text, limit=limit)
         return {"prompt_text": text} if changed else None

@@ -29,7 +29,14 @@ from agent.actions.base import (
 )
 from agent.actions.base import stream_chat_turn as _stream
 from agent.actions.chat import ChatTranscript
-from agent.state import AgentState, AnswerDraft, ChatTurn, ToolCallRecord, ToolResultRecord
+from agent.state import (
+    AgentState,
+    AnswerDraft,
+    ChatTurn,
+    StateUpdate,
+    ToolCallRecord,
+    ToolResultRecord,
+)
 from agent.tools.answer import AnswerArgs
 from agent.tools.base import parameters_schema
 
@@ -59,7 +66,7 @@ class ToolsProtocol(ChatTranscript):
         limits: StepLimits,
         emit: EmitText,
         live: AnswerSink | None = None,
-    ) -> tuple[ModelTurn, AgentState]:
+    ) -> tuple[ModelTurn, StateUpdate]:
         tools = self.tools_for(limits)
         request = self.request(
             state, limits, tools=tools, tool_choice=self.config.tool_choice if tools else None
@@ -89,12 +96,12 @@ class ToolsProtocol(ChatTranscript):
 
     def record_actions(
         self, state: AgentState, actions: Sequence[ToolCallRecord], content: str = ""
-    ) -> AgentState:
+    ) -> StateUpdate:
         turn = ChatTurn(role="assistant", content=content, tool_calls=tuple(actions), kind="action")
-        return {"transcript": [*state.get("transcript", []), turn]}
+        return {"transcript": [*state.transcript, turn]}
 
-    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> AgentState:
-        turns = list(state.get("transcript", []))
+    def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> StateUpdate:
+        turns = list(state.transcript)
         for r in results:
             turns.append(
                 ChatTurn(

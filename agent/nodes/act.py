@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from agent.context import estimate_tokens, truncate_to_tokens
 from agent.events import HitInfo, ToolCallEvent, ToolResultEvent
 from agent.nodes.common import NodeDeps, emit, tool_context
-from agent.state import AgentState, ToolCallRecord, ToolResultRecord
+from agent.state import AgentState, StateUpdate, ToolCallRecord, ToolResultRecord
 from agent.tools.base import ToolContext, ToolOutput, finish
 
 
@@ -23,8 +23,8 @@ async def run_calls(
     ctx: ToolContext,
 ) -> list[ToolResultRecord]:
     """Execute `calls`, emit their events, and return results in call order."""
-    run_id, step = state["run_id"], state.get("step", 0)
-    budget_left = state["budgets"].max_tool_calls - state.get("tool_calls_used", 0)
+    run_id, step = state.run_id, state.step
+    budget_left = state.budgets.max_tool_calls - state.tool_calls_used
     semaphore = asyncio.Semaphore(deps.config.parallel_tool_cap)
     for call in calls:
         emit(
@@ -65,12 +65,12 @@ async def run_calls(
     return results
 
 
-def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord]) -> AgentState:
+def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord]) -> StateUpdate:
     """The state update for executed calls (sources, cache, counters, step record)."""
-    used = state.get("tool_calls_used", 0) + sum(
+    used = state.tool_calls_used + sum(
         1 for r in results if r.failure is None or r.failure.kind != "budget"
     )
-    steps = list(state.get("steps", []))
+    steps = list(state.steps)
     if steps:  # the observation text already lives in the transcript: keep checkpoints small
         slim = tuple(r.model_copy(update={"observation": ""}) for r in results)
         steps[-1] = steps[-1].model_copy(update={"results": slim})
@@ -86,9 +86,9 @@ def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord])
 def make_act(deps: NodeDeps):
     condense = deps.config.condense
 
-    async def act(state: AgentState) -> AgentState:
+    async def act(state: AgentState) -> StateUpdate:
         ctx = tool_context(deps, state, widen=condense)
-        results = await run_calls(deps, state, state.get("pending", []), ctx)
+        results = await run_calls(deps, state, state.pending, ctx)
         update = commit(state, ctx, results)
         limit = deps.config.condense_min_tokens
         if condense and any(estimate_tokens(r.observation) > limit for r in results):
@@ -99,7 +99,7 @@ def make_act(deps: NodeDeps):
             r.model_copy(update={"observation": truncate_to_tokens(r.observation, budget)})
             for r in results
         ]
-        update.update(deps.protocol.observe({**state, **update}, fitted))
+        update.update(deps.protocol.observe(state.merged(update), fitted))
         return update
 
     return act

@@ -16,8 +16,8 @@ from collections.abc import Collection, Iterable
 
 from agent.citations import CheckedAnswer, CitationFilter, check_answer, cited_span
 from agent.events import AnswerDelta, CitationEvent, StopReason
-from agent.nodes.common import NodeDeps, emit, usage_of
-from agent.state import AgentState, AnswerDraft, ChatTurn, RunResult
+from agent.nodes.common import NodeDeps, emit
+from agent.state import AgentState, AnswerDraft, ChatTurn, RunResult, StateUpdate
 
 _CHUNK = 64
 
@@ -54,9 +54,9 @@ class LiveAnswer:
 def live_answer(state: AgentState, step: int) -> LiveAnswer | None:
     """A sink for streaming this run's answer live; None once some answer text went out
     (a second live call would make the sent text two answers)."""
-    if state.get("streamed_answer"):
+    if state.streamed_answer:
         return None
-    return LiveAnswer(state["run_id"], step, (state.get("sources") or {}).keys())
+    return LiveAnswer(state.run_id, step, state.sources.keys())
 
 
 def settle(streamed: str, draft: AnswerDraft, known: Collection[int]) -> CheckedAnswer:
@@ -81,12 +81,12 @@ def settle(streamed: str, draft: AnswerDraft, known: Collection[int]) -> Checked
 
 def conclude(
     deps: NodeDeps, state: AgentState, draft: AnswerDraft, finalized_reason: StopReason | None
-) -> AgentState:
+) -> StateUpdate:
     """Check citations, emit answer and citation events, and build the result update."""
-    sources = state.get("sources") or {}
-    streamed = state.get("streamed_answer") or ""
+    sources = state.sources
+    streamed = state.streamed_answer
     checked = settle(streamed, draft, sources.keys())
-    run_id, step = state["run_id"], state.get("step", 0)
+    run_id, step = state.run_id, state.step
     rest = checked.text[len(streamed) :]
     for i in range(0, len(rest), _CHUNK):
         emit(AnswerDelta(run_id=run_id, step=step, text=rest[i : i + _CHUNK]))
@@ -101,21 +101,21 @@ def conclude(
         sources=cited,
         finalized_reason=finalized_reason,
         removed_citations=checked.removed,
-        usage=usage_of(state),
+        usage=state.usage,
         steps=step,
-        tool_calls=state.get("tool_calls_used", 0),
-        seconds=max(0.0, time.time() - state.get("started_at", time.time())),
+        tool_calls=state.tool_calls_used,
+        seconds=max(0.0, time.time() - (state.started_at or time.time())),
     )
-    update: AgentState = {"result": result, "draft": None, "pending": [], "streamed_answer": ""}
+    update: StateUpdate = {"result": result, "draft": None, "pending": [], "streamed_answer": ""}
     update.update(deps.protocol.record_answer(state, checked.text))
     answer_turn = ChatTurn(role="assistant", content=checked.text, kind="answer")
-    update["exchanges"] = [*state.get("exchanges", []), answer_turn]
+    update["exchanges"] = [*state.exchanges, answer_turn]
     return update
 
 
 def make_answer(deps: NodeDeps):
-    async def answer(state: AgentState) -> AgentState:
-        draft = state.get("draft") or AnswerDraft(text="")
+    async def answer(state: AgentState) -> StateUpdate:
+        draft = state.draft or AnswerDraft(text="")
         return conclude(deps, state, draft, None)
 
     return answer

@@ -13,7 +13,7 @@ from agent.citations import CitationRegistry
 from agent.config import AgentConfig, Budgets
 from agent.errors import ModelRequestError
 from agent.events import Event, StopReason
-from agent.llm.types import ReasoningModel, Usage
+from agent.llm.types import ReasoningModel
 from agent.prompts import Prompts
 from agent.state import AgentState
 from agent.tools.base import ToolBox, ToolContext
@@ -48,16 +48,12 @@ def deadline_at(config: RunnableConfig) -> float:
     return float(value) if value is not None else float("inf")
 
 
-def usage_of(state: AgentState) -> Usage:
-    return state.get("usage") or Usage()
-
-
 def exhausted(state: AgentState, deadline: float) -> StopReason | None:
     """The budget that stops the run before another model call, if any."""
-    b: Budgets = state["budgets"]
-    if state.get("step", 0) >= b.max_steps:
+    b: Budgets = state.budgets
+    if state.step >= b.max_steps:
         return "max_steps"
-    if usage_of(state).total_tokens + 16 >= b.max_total_tokens:
+    if state.usage.total_tokens + 16 >= b.max_total_tokens:
         return "max_total_tokens"
     if time.time() >= deadline:
         return "deadline"
@@ -65,15 +61,15 @@ def exhausted(state: AgentState, deadline: float) -> StopReason | None:
 
 
 def step_limits(deps: NodeDeps, state: AgentState, deadline: float) -> StepLimits:
-    b: Budgets = state["budgets"]
-    remaining = b.max_total_tokens - usage_of(state).total_tokens
+    b: Budgets = state.budgets
+    remaining = b.max_total_tokens - state.usage.total_tokens
     wanted = b.thinking_tokens_per_step + deps.config.max_tokens_per_step
     # Prompt + max_tokens must fit the model's context or the server rejects the call.
     room = deps.config.usable_context - deps.protocol.context_size(state) - 32
     return StepLimits(
         max_tokens=max(16, min(wanted, remaining, room)),
         thinking_tokens=b.thinking_tokens_per_step,
-        allow_tools=state.get("tool_calls_used", 0) < b.max_tool_calls,
+        allow_tools=state.tool_calls_used < b.max_tool_calls,
         deadline_at=deadline,
     )
 
@@ -96,10 +92,10 @@ def tool_context(deps: NodeDeps, state: AgentState, *, widen: bool = False) -> T
         retriever = MultiHopRetriever(retriever)
     return ToolContext(
         retriever=retriever,
-        registry=CitationRegistry(state.get("sources") or {}),
+        registry=CitationRegistry(state.sources),
         config=deps.config,
-        question=state.get("question", ""),
-        top_k=state["budgets"].top_k,
+        question=state.question,
+        top_k=state.budgets.top_k,
         observation_budget=budget,
-        query_cache={k: list(v) for k, v in (state.get("query_cache") or {}).items()},
+        query_cache={k: list(v) for k, v in state.query_cache.items()},
     )

@@ -10,23 +10,21 @@ from agent.actions.base import stream_chat_turn
 from agent.context import estimate_tokens, truncate_to_tokens
 from agent.errors import ModelError
 from agent.llm.types import ChatRequest, Message
-from agent.nodes.common import NodeDeps, deadline_at, step_limits, usage_of
+from agent.nodes.common import NodeDeps, deadline_at, step_limits
 from agent.prompts import fill
-from agent.state import AgentState, ToolResultRecord
+from agent.state import AgentState, StateUpdate, ToolResultRecord
 
 
 def make_condense(deps: NodeDeps):
-    async def condense(state: AgentState, config: RunnableConfig) -> AgentState:
+    async def condense(state: AgentState, config: RunnableConfig) -> StateUpdate:
         limits = step_limits(deps, state, deadline_at(config))
         budget = deps.config.observation_token_budget
-        usage = usage_of(state)
+        usage = state.usage
         fitted: list[ToolResultRecord] = []
-        for r in state.get("pending_results", []):
+        for r in state.pending_results:
             text = r.observation
             if r.ok and estimate_tokens(text) > deps.config.condense_min_tokens:
-                prompt = fill(
-                    deps.prompts.slot("condense"), question=state["question"], document=text
-                )
+                prompt = fill(deps.prompts.slot("condense"), question=state.question, document=text)
                 # A side call with a fresh, tool-free context: the summary is what matters.
                 request = ChatRequest(
                     messages=[Message(role="user", content=prompt)],
@@ -42,7 +40,7 @@ def make_condense(deps: NodeDeps):
                 except (ModelError, TimeoutError):
                     pass  # keep the raw text, cut to the budget below
             fitted.append(r.model_copy(update={"observation": truncate_to_tokens(text, budget)}))
-        update: AgentState = {"usage": usage, "pending_results": []}
+        update: StateUpdate = {"usage": usage, "pending_results": []}
         update.update(deps.protocol.observe(state, fitted))
         return update
 

@@ -18,9 +18,9 @@ from agent.context import estimate_tokens
 from agent.errors import ModelError
 from agent.events import ReasoningDelta, StopReason, reason_text
 from agent.nodes.answer import conclude, live_answer
-from agent.nodes.common import NodeDeps, deadline_at, emit, step_limits, usage_of
+from agent.nodes.common import NodeDeps, deadline_at, emit, step_limits
 from agent.prompts import fill
-from agent.state import AgentState, AnswerDraft
+from agent.state import AgentState, AnswerDraft, StateUpdate
 
 log = logging.getLogger(__name__)
 _EXTRACT_PASSAGES = 3
@@ -28,8 +28,8 @@ _EXTRACT_PASSAGES = 3
 
 def evidence_answer(state: AgentState, reason: StopReason) -> str:
     """A model-free answer: the reason, then the most recently found passages, cited."""
-    sources = state.get("sources") or {}
-    steps = state.get("steps") or []
+    sources = state.sources
+    steps = state.steps
     numbers: list[int] = []
     for record in reversed(steps):
         for result in record.results:
@@ -46,25 +46,25 @@ def evidence_answer(state: AgentState, reason: StopReason) -> str:
 
 
 def make_finalize(deps: NodeDeps):
-    async def finalize(state: AgentState, config: RunnableConfig) -> AgentState:
-        reason: StopReason = state.get("stop_reason") or "model_gave_up"
+    async def finalize(state: AgentState, config: RunnableConfig) -> StateUpdate:
+        reason: StopReason = state.stop_reason or "model_gave_up"
         text = ""
-        usage = usage_of(state)
+        usage = state.usage
         deadline = deadline_at(config)
         can_call = reason not in ("deadline", "max_total_tokens")
-        streamed = state.get("streamed_answer") or ""
+        streamed = state.streamed_answer
         if deps.config.finalize_with_model and can_call:
             instruction = fill(
                 deps.prompts.slot("finalize"),
                 reason=reason_text(reason),
-                question=state.get("question", ""),
+                question=state.question,
             )
             # The closing call must fit the context too, instruction included: compact old
             # observations first, then give the answer whatever room is left.
             asked = estimate_tokens(instruction) + 8
             room = deps.config.usable_context - deps.config.max_tokens_per_step - asked - 32
             if deps.protocol.context_size(state) > room:
-                state = {**state, **(deps.protocol.compact(state, room) or {})}
+                state = state.merged(deps.protocol.compact(state, room) or {})
             limits = step_limits(deps, state, deadline)
             limits = type(limits)(
                 max_tokens=max(16, limits.max_tokens - asked),
@@ -72,7 +72,7 @@ def make_finalize(deps: NodeDeps):
                 allow_tools=False,
                 deadline_at=deadline,
             )
-            run_id, step = state["run_id"], state.get("step", 0)
+            run_id, step = state.run_id, state.step
 
             def on_reasoning(delta: str) -> None:
                 emit(ReasoningDelta(run_id=run_id, step=step, text=delta))
@@ -89,7 +89,7 @@ def make_finalize(deps: NodeDeps):
             streamed = streamed or (live.text if live is not None else "")
         if not text.strip():
             text = evidence_answer(state, reason)
-        closing: AgentState = {**state, "usage": usage, "streamed_answer": streamed}
+        closing = state.merged({"usage": usage, "streamed_answer": streamed})
         update = conclude(deps, closing, AnswerDraft(text=text), reason)
         update["usage"] = usage
         return update

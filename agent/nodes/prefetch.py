@@ -8,17 +8,17 @@ import json
 
 from agent.nodes.act import commit, run_calls
 from agent.nodes.common import NodeDeps, tool_context
-from agent.state import AgentState, ToolCallRecord
+from agent.state import AgentState, StateUpdate, ToolCallRecord
 
 
 def make_prefetch(deps: NodeDeps):
-    async def prefetch(state: AgentState) -> AgentState:
+    async def prefetch(state: AgentState) -> StateUpdate:
         ctx = tool_context(deps, state)
         if deps.config.multihop_first and not deps.config.multihop_search:
             from retrieval.search.multihop import MultiHopRetriever
 
             ctx.retriever = MultiHopRetriever(deps.retriever)
-        question = state["question"]
+        question = state.question
         call = ToolCallRecord(
             id="prefetch-0",
             name="search",
@@ -26,9 +26,9 @@ def make_prefetch(deps: NodeDeps):
         )
         results = await run_calls(deps, state, [call], ctx)
         update = commit(state, ctx, results)
-        current: AgentState = {**state, **update}
+        current = state.merged(update)
         update.update(deps.protocol.record_actions(current, [call]))
-        current = {**current, **update}
+        current = current.merged(update)
         update.update(deps.protocol.observe(current, results))
         return update
 

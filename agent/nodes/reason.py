@@ -23,9 +23,8 @@ from agent.nodes.common import (
     emit,
     exhausted,
     step_limits,
-    usage_of,
 )
-from agent.state import AgentState, StepRecord, ToolCallRecord
+from agent.state import AgentState, StateUpdate, StepRecord, ToolCallRecord
 from agent.tools.search import normalise_query
 
 NUDGE_THINKING = (
@@ -41,7 +40,7 @@ OVERFLOW_SHRINK = 0.7
 
 def only_repeats(state: AgentState, actions: Sequence[ToolCallRecord]) -> bool:
     """True when every requested call is a search this run has already made."""
-    cache = state.get("query_cache") or {}
+    cache = state.query_cache
     for action in actions:
         if action.name != "search":
             return False
@@ -54,7 +53,7 @@ def only_repeats(state: AgentState, actions: Sequence[ToolCallRecord]) -> bool:
     return bool(actions)
 
 
-def _streamed(live: LiveAnswer | None) -> AgentState:
+def _streamed(live: LiveAnswer | None) -> StateUpdate:
     """Record answer text a step already sent live, so `conclude` does not send it again."""
     return {"streamed_answer": live.text} if live is not None and live.text else {}
 
@@ -62,23 +61,23 @@ def _streamed(live: LiveAnswer | None) -> AgentState:
 def make_reason(deps: NodeDeps):
     protocol = deps.protocol
 
-    async def reason(state: AgentState, config: RunnableConfig) -> AgentState:
+    async def reason(state: AgentState, config: RunnableConfig) -> StateUpdate:
         deadline = deadline_at(config)
         stop = exhausted(state, deadline)
         if stop is not None:
             return {"stop_reason": stop}
-        step = state.get("step", 0) + 1
+        step = state.step + 1
         limits = step_limits(deps, state, deadline)
-        update: AgentState = {"step": step}
+        update: StateUpdate = {"step": step}
         # Leave room for at least a visible step; compact old observations otherwise.
         room = deps.config.usable_context - deps.config.max_tokens_per_step - 32
         if protocol.context_size(state) > room:
             compacted = protocol.compact(state, room)
             if compacted:
                 update.update(compacted)
-                limits = step_limits(deps, {**state, **compacted}, deadline)
-        current: AgentState = {**state, **update}
-        run_id = state["run_id"]
+                limits = step_limits(deps, state.merged(compacted), deadline)
+        current = state.merged(update)
+        run_id = state.run_id
 
         def on_reasoning(text: str) -> None:
             emit(ReasoningDelta(run_id=run_id, step=step, text=text))
@@ -97,14 +96,14 @@ def make_reason(deps: NodeDeps):
                 if not shrunk:
                     raise
                 update.update(shrunk)
-                current = {**state, **update}
+                current = state.merged(update)
                 limits = step_limits(deps, current, deadline)
                 turn, transcript_update = await protocol.step(current, limits, on_reasoning, live)
         except TimeoutError:
             update["stop_reason"] = "deadline"
             return {**update, **_streamed(live)}
         update.update(_streamed(live))
-        usage = usage_of(state) + turn.usage
+        usage = state.usage + turn.usage
         record = StepRecord(
             index=step,
             reasoning=turn.reasoning,
@@ -116,13 +115,13 @@ def make_reason(deps: NodeDeps):
             note=turn.note,
         )
         update["usage"] = usage
-        update["steps"] = [*state.get("steps", []), record]
+        update["steps"] = [*state.steps, record]
         if turn.actions:
             if not limits.allow_tools:
                 update["stop_reason"] = "max_tool_calls"
                 return update
             # Weak models loop on one query; the cache answers, but nothing new arrives.
-            repeats = state.get("repeats", 0) + 1 if only_repeats(state, turn.actions) else 0
+            repeats = state.repeats + 1 if only_repeats(state, turn.actions) else 0
             if repeats >= deps.config.max_repeated_searches:
                 update["stop_reason"] = "repeated_searches"
                 return update
@@ -136,7 +135,7 @@ def make_reason(deps: NodeDeps):
             update["draft"] = turn.answer
             update["overruns"] = 0
             return update
-        overruns = state.get("overruns", 0) + 1
+        overruns = state.overruns + 1
         update["overruns"] = overruns
         note = turn.note or "empty"
         if note == "thinking_overrun" and overruns >= 2:
@@ -152,7 +151,7 @@ def make_reason(deps: NodeDeps):
         else:
             text = NUDGE_EMPTY
         update.update(transcript_update)
-        update.update(protocol.nudge({**current, **transcript_update}, text))
+        update.update(protocol.nudge(current.merged(transcript_update), text))
         return update
 
     return reason
