@@ -28,7 +28,7 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.state import SourceRecord
+from agent.events import Source
 from agent.tools.base import ToolContext, ToolError, ToolOutput
 
 _MAX_REDIRECTS = 3
@@ -331,7 +331,7 @@ class FetchUrlTool:
             raise ToolError(f"could not fetch {args.url}: {type(exc).__name__} {exc}") from exc
         digest = hashlib.sha256(page.url.encode()).digest()
         pid = -(int.from_bytes(digest[:7], "big") + 1)  # negative: never a corpus passage id
-        record = SourceRecord(
+        record = Source(
             number=0,
             passage_id=pid,
             doc_id=page.url,
