@@ -138,6 +138,7 @@ def test_two_hop_question_citations_and_follow_up(page: Page, service: str) -> N
     expect(panel.locator(".src-title")).to_have_text("Sylvania City")
     expect(panel.locator(".meta")).to_contain_text("sylvania-city.md")
     expect(panel.locator(".passage.neighbour")).to_contain_text("floods every spring")
+    page.evaluate("document.querySelector('#conversation').scrollTop = 1e6")
     shot(page, "console-answer-with-source")
     panel.get_by_role("button", name="Open the whole document").click()
     expect(panel.locator(".document mark.cited")).to_have_text(

@@ -173,6 +173,7 @@ async function follow(run, epoch) {
       if (live) view.el.scrollIntoView({ block: "end" });
     }, { signal: abort.signal, onReconnect: () => status("Connection lost; reconnecting…") });
     if (end) view.end(end.status);
+    if (live) view.el.scrollIntoView({ block: "end" });
   } catch (err) {
     if (!guard(err)) view.note(`Lost the run's stream: ${err.message}`);
     view.end("");

@@ -9,8 +9,14 @@ const body = () => $("#panel-body");
 
 let opener = null;
 
+function activate(chip) {
+  for (const el of document.querySelectorAll(".chip.active")) el.classList.remove("active");
+  if (chip && chip.classList.contains("chip")) chip.classList.add("active");
+}
+
 export function openPanel(title, trigger) {
   opener = trigger || document.activeElement;
+  activate(trigger);
   clear($("#panel-title")).append(title);
   panel().hidden = false;
   document.body.classList.add("panel-open");
@@ -21,6 +27,7 @@ export function openPanel(title, trigger) {
 export function closePanel() {
   panel().hidden = true;
   document.body.classList.remove("panel-open");
+  activate(null);
   if (opener && opener.isConnected) opener.focus();
 }
 
