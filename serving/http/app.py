@@ -19,6 +19,7 @@ from serving.http.auth import Authenticator
 from serving.http.errors import install_error_handlers
 from serving.http.limits import BodySizeLimit, RateLimiter
 from serving.http.metrics import ServiceMetrics
+from serving.http.openapi import install_openapi
 from serving.http.research import warm_up
 from serving.http.run_store import Store
 from serving.http.runs import RunLimits, RunManager
@@ -78,6 +79,7 @@ def create_app(
         "LangGraph-server-compatible and native endpoints.",
     )
     install_error_handlers(app)
+    install_openapi(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

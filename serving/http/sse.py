@@ -53,11 +53,17 @@ def parse_event_id(value: str | None) -> tuple[int, int]:
         ) from None
 
 
+class EventStreamResponse(StreamingResponse):
+    """A streamed `text/event-stream` body; as a route's `response_class` it also tells
+    the OpenAPI schema that the route streams events rather than returning JSON."""
+
+    media_type = "text/event-stream"
+
+
 def sse_response(
     body: AsyncIterator[bytes], headers: Mapping[str, str] | None = None
 ) -> StreamingResponse:
-    return StreamingResponse(
+    return EventStreamResponse(
         body,
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
     )

@@ -34,7 +34,13 @@ from serving.http.routes.deps import (
 from serving.http.routes.views import iso, run_out, state_out, thread_out
 from serving.http.run_store import RunRecord, ThreadRecord
 from serving.http.services import Services
-from serving.http.sse import KEEPALIVE, json_frame, parse_event_id, sse_response
+from serving.http.sse import (
+    KEEPALIVE,
+    EventStreamResponse,
+    json_frame,
+    parse_event_id,
+    sse_response,
+)
 from serving.http.textcheck import MAX_INT64
 from serving.http.wire import (
     Assistant,
@@ -283,7 +289,7 @@ async def create_stateless_run(
     return JSONResponse(run_out(run).model_dump(), headers=_run_paths(run))
 
 
-@router.post("/threads/{thread_id}/runs/stream")
+@router.post("/threads/{thread_id}/runs/stream", response_class=EventStreamResponse)
 async def stream_run(
     thread_id: ThreadIdPath, body: RunCreate, request: Request, who: Principal = Depends(principal)
 ) -> Response:
@@ -293,7 +299,7 @@ async def stream_run(
     return sse_response(_frames(svc, run, modes, (0, -1), cancel), headers=_run_paths(run))
 
 
-@router.post("/runs/stream")
+@router.post("/runs/stream", response_class=EventStreamResponse)
 async def stream_stateless_run(
     body: RunCreate, request: Request, who: Principal = Depends(principal)
 ) -> Response:
@@ -370,7 +376,11 @@ async def delete_run(
     return Response(status_code=204)
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    response_model=RunOut,
+    responses={202: {"description": "Cancellation requested (`wait=0`): no body"}},
+)
 async def cancel_run(
     thread_id: ThreadIdPath,
     run_id: str,
@@ -395,7 +405,7 @@ async def join_run(
     return JSONResponse(await _result(svc, _get_run(svc, who, thread_id, run_id)))
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", response_class=EventStreamResponse)
 async def join_stream(
     thread_id: ThreadIdPath,
     run_id: str,

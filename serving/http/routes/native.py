@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from retrieval.types import SearchFilters
 from serving.http.auth import Principal
@@ -29,7 +29,7 @@ from serving.http.routes.deps import (
 from serving.http.routes.views import run_out
 from serving.http.run_store import RunRecord
 from serving.http.services import Services
-from serving.http.sse import KEEPALIVE, frame, parse_event_id, sse_response
+from serving.http.sse import KEEPALIVE, EventStreamResponse, frame, parse_event_id, sse_response
 from serving.http.wire import (
     Health,
     ResearchRequest,
@@ -62,7 +62,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503 if problem else 200)
 
 
-@router.get("/metrics", dependencies=[Depends(principal)])
+@router.get("/metrics", dependencies=[Depends(principal)], response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     svc = services(request)
     svc.metrics.queued.set(svc.runs.queue_depth)
@@ -128,7 +128,7 @@ async def cancel_run(run_id: str, request: Request, who: Principal = Depends(pri
     return run_out(await svc.runs.cancel(run_id, wait=True))
 
 
-@router.get("/v1/runs/{run_id}/events")
+@router.get("/v1/runs/{run_id}/events", response_class=EventStreamResponse)
 async def run_events(
     run_id: str,
     request: Request,

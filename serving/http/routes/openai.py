@@ -90,7 +90,11 @@ def _start(svc: Services, body: ChatCompletionRequest, who: Principal) -> str:
     return run_id
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, who: Principal = Depends(principal)
 ) -> Response | ChatCompletion:
