@@ -14,6 +14,7 @@ from typing import Annotated, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 T = TypeVar("T")
@@ -103,7 +104,11 @@ def index(
             table.add_row(key, value)
         _out.print(table)
         for item in report.skipped:
-            _out.print(f"[yellow]skipped[/yellow] {item.source}: {item.reason}", highlight=False)
+            # names and reasons are data, not rich markup ("notes[draft].txt" must print)
+            _out.print(
+                f"[yellow]skipped[/yellow] {escape(item.source)}: {escape(item.reason)}",
+                highlight=False,
+            )
 
     _guarded(run)
 
