@@ -272,13 +272,16 @@ class Runtime:
         The servers start once, here; one that fails to start is a logged warning."""
         if not self.settings.mcp_servers:
             return None
+        import logging
+
         from agent.graph import default_tools
         from agent.mcp.hub import McpHub
         from agent.mcp.tool import make_tools
 
         if self._mcp is None:
             self._mcp = McpHub(self.settings.mcp_servers)
-            self._mcp.start()
+            for warning in self._mcp.start():  # the service starts without that server
+                logging.getLogger(__name__).warning("%s", warning)
         return [*default_tools(self.agent_config), *make_tools(self._mcp)]
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import ask_cmd, eval_cmd, index_cmd, model_cmd, serve_cmd
+from serving.cli import ask_cmd, eval_cmd, index_cmd, mcp_cmd, model_cmd, serve_cmd
 
 app = typer.Typer(
     name="thinkrag",
@@ -23,6 +23,7 @@ app.add_typer(model_cmd.app, name="model", help="Serve and check vLLM model serv
 app.command("ask")(ask_cmd.ask)
 app.command("serve")(serve_cmd.serve)
 app.command("eval")(eval_cmd.evaluate)
+app.command("mcp")(mcp_cmd.mcp)
 
 
 def main() -> None:

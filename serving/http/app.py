@@ -64,7 +64,8 @@ def create_app(
             recovered=recovered,
         )
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await runs.shutdown()
             await parts.engine.aclose()
@@ -98,4 +99,12 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(langgraph.router)
     mount_console(app)  # the browser console at `/`, assets under /console/
+
+    from serving.http.routes.deps import principal
+    from serving.mcp.http import McpEndpoint
+
+    mcp_endpoint = McpEndpoint(
+        lambda: app.state.services.components, principal, host=settings.host
+    )  # MCP over streamable HTTP at /mcp, behind the same keys
+    app.router.routes.append(mcp_endpoint.route())
     return app
