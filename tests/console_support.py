@@ -11,10 +11,14 @@ import re
 import shutil
 import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from retrieval.types import Passage
+from serving.runtime import Components
+from serving.settings import Settings
 from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.agent_support import call, corpus_passages
 
@@ -200,3 +204,28 @@ class DroppingProxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+
+
+@contextlib.contextmanager
+def app_server(settings: Settings, components: Callable[[Settings], Components]) -> Iterator[str]:
+    """`create_app(settings, components=...)` under a real uvicorn in a thread; yields its URL."""
+    import uvicorn
+
+    from serving.http.app import create_app
+
+    app = create_app(settings, components=components)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the service did not start within 30s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{settings.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

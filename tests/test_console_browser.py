@@ -272,7 +272,9 @@ def test_corpus_panel_and_search_playground(page: Page) -> None:
     expect(panel.locator(".meta")).to_contain_text("memory:console-passages.jsonl")
     page.fill("#play-q", "Sylvania river traders")
     page.press("#play-q", "Enter")
-    expect(panel.locator(".playground-results .hit").first).to_contain_text("Sylvania City")
+    bm25 = panel.locator('.compare-col[data-mode="bm25"]')
+    expect(bm25.locator(".hit").first).to_contain_text("Sylvania City")
+    expect(panel.locator('.compare-col[data-mode="dense"]')).to_contain_text("bm25 only")
     shot(page, "console-corpus")
 
 

@@ -3,6 +3,7 @@ index (built with the model-free hash embedder, served in bm25 mode so no model 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -13,11 +14,16 @@ import httpx
 import pytest
 
 from agent.events import StopReason, reason_text
+from retrieval.disk.generation import open_index
 from retrieval.indexing.job import run_index_job
 from retrieval.indexing.job_types import IndexConfig
+from retrieval.search.retriever import FaissRetriever
 from retrieval.types import Passage
 from serving.http.routes.corpus import document_text
+from serving.runtime import Components, build_components
+from serving.settings import Settings
 from testing.embedder import HashEmbedder
+from tests.console_support import app_server
 from tests.test_service_support import ThreadServer, service_settings
 
 STATIC = Path(__file__).resolve().parents[1] / "serving" / "console" / "static"
@@ -62,6 +68,41 @@ def test_corpus_info_describes_the_published_generation(server: str) -> None:
     assert info["dim"] == 64
     assert info["factory"] and info["faiss_version"] and info["created_at"]
     assert info["chunking"] == {"max_tokens": 48, "overlap_tokens": 12}
+
+
+def test_compare_runs_each_mode_the_server_can(server: str) -> None:
+    body = httpx.post(f"{server}/v1/corpus/compare", json={"query": "wharf number 17"}).json()
+    by_mode = {r["mode"]: r for r in body["results"]}
+    assert body["served_mode"] == "bm25"
+    assert "wharf number 17" in by_mode["bm25"]["hits"][0]["text"]
+    for mode in ("dense", "hybrid"):  # no query embedder in bm25 mode: refused by name
+        assert by_mode[mode]["hits"] == []
+        assert "bm25 mode" in by_mode[mode]["unavailable"]
+    bad = httpx.post(f"{server}/v1/corpus/compare", json={"query": "x", "mode": "fuzzy"})
+    assert bad.status_code == 422
+
+
+def test_compare_side_by_side_over_a_hybrid_index(indexed: Path, tmp_path: Path) -> None:
+    """Served hybrid with its embedder: all three modes answer, from the one loaded index."""
+    settings = service_settings(
+        tmp_path, "http://127.0.0.1:9/v1", index_dir=indexed, memory_passages=None,
+        retriever_mode="bm25",
+    )  # fmt: skip
+    hybrid = FaissRetriever(open_index(indexed, embedder=HashEmbedder()), embedder=HashEmbedder())
+
+    def parts(s: Settings) -> Components:
+        return dataclasses.replace(build_components(s), retriever=hybrid)
+
+    with app_server(settings, parts) as url:
+        body = httpx.post(
+            f"{url}/v1/corpus/compare", json={"query": "wharf number 17", "k": 3}
+        ).json()
+    assert body["served_mode"] == "hybrid"
+    for result in body["results"]:
+        assert result["unavailable"] is None
+        assert len(result["hits"]) == 3
+        assert any("wharf number 17" in h["text"] for h in result["hits"]), result["mode"]
+    assert hybrid.mode == "hybrid"  # the served retriever itself was not switched
 
 
 def test_document_text_puts_every_passage_at_its_offsets(server: str) -> None:

@@ -20,13 +20,14 @@ export function openPanel(title, trigger) {
   clear($("#panel-title")).append(title);
   panel().hidden = false;
   document.body.classList.add("panel-open");
+  document.body.classList.remove("panel-wide");
   clear(body()).append(h("p", { class: "muted" }, "Loading…"));
   body().focus();
 }
 
 export function closePanel() {
   panel().hidden = true;
-  document.body.classList.remove("panel-open");
+  document.body.classList.remove("panel-open", "panel-wide");
   activate(null);
   if (opener && opener.isConnected) opener.focus();
 }
@@ -96,6 +97,7 @@ const CORPUS_FIELDS = [
 
 export async function showCorpus(trigger) {
   openPanel("Corpus", trigger);
+  document.body.classList.add("panel-wide");
   try {
     const info = await call("GET", "/v1/corpus");
     const dl = h("dl", { class: "meta" });
@@ -113,7 +115,7 @@ export async function showCorpus(trigger) {
       h("label", { class: "small" }, "k ", k),
       h("button", { type: "submit", class: "btn primary" }, "Search"));
     clear(body()).append(dl, h("h3", {}, "Search playground"),
-      h("p", { class: "muted small" }, `POST /v1/search with the server's ${info.mode || ""} retriever, as the agent's search tool sees it.`),
+      h("p", { class: "muted small" }, "One query through dense, bm25 and hybrid search side by side; the served mode is what the agent's search tool uses."),
       form, results);
   } catch (err) {
     showError(err);
@@ -123,17 +125,26 @@ export async function showCorpus(trigger) {
 async function playground(query, k, out) {
   clear(out).append(h("p", { class: "muted small" }, "Searching…"));
   try {
-    const res = await call("POST", "/v1/search", { query, k });
-    const list = h("ol", { class: "hits" });
-    for (const hit of res.hits) {
-      list.append(h("li", { class: "hit" },
-        h("div", { class: "hit-main" },
-          h("div", { class: "hit-title" }, hit.title || hit.source, h("span", { class: "hit-score" }, fmtScore(hit.score))),
-          h("div", { class: "hit-source small muted" }, hit.source),
-          h("div", { class: "hit-snippet small" }, hit.text.slice(0, 300)),
-          h("button", { type: "button", class: "linkish small", onclick: () => showDocument(hit.doc_id, hit) }, "Open document"))));
+    const res = await call("POST", "/v1/corpus/compare", { query, k });
+    const columns = h("div", { class: "compare" });
+    for (const r of res.results) {
+      const served = r.mode === res.served_mode ? " (served)" : "";
+      const col = h("section", { class: "compare-col", dataset: { mode: r.mode }, "aria-label": `${r.mode} results` },
+        h("h4", {}, r.mode + served, r.unavailable ? "" : h("span", { class: "muted small" }, ` ${r.hits.length} in ${(r.seconds * 1000).toFixed(1)} ms`)));
+      if (r.unavailable) col.append(h("p", { class: "muted small" }, r.unavailable));
+      const list = h("ol", { class: "hits" });
+      for (const hit of r.hits) {
+        list.append(h("li", { class: "hit" },
+          h("div", { class: "hit-main" },
+            h("div", { class: "hit-title" }, hit.title || hit.source, h("span", { class: "hit-score" }, fmtScore(hit.score))),
+            h("div", { class: "hit-source small muted" }, hit.source),
+            h("div", { class: "hit-snippet small" }, hit.text.slice(0, 300)),
+            h("button", { type: "button", class: "linkish small", onclick: () => showDocument(hit.doc_id, hit) }, "Open document"))));
+      }
+      col.append(list);
+      columns.append(col);
     }
-    clear(out).append(h("p", { class: "muted small" }, `${res.hits.length} hits in ${(res.seconds * 1000).toFixed(1)} ms`), list);
+    clear(out).append(columns);
   } catch (err) {
     clear(out).append(h("p", { class: "error" }, err.message));
   }

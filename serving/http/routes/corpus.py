@@ -9,13 +9,15 @@ document, its text rebuilt from the passages at their character offsets so a cit
 from __future__ import annotations
 
 import asyncio
+import copy
+import time
 from collections.abc import Sequence
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.types import Passage, Retriever
+from retrieval.types import Hit, Passage, Retriever
 from serving.http.errors import NotFoundError
 from serving.http.routes.deps import principal, services
 
@@ -72,6 +74,48 @@ class DocumentView(BaseModel):
     passages: list[PassageOut]
 
 
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(5, ge=1, le=50)
+
+
+SearchMode = Literal["dense", "bm25", "hybrid"]
+
+
+class ModeResult(BaseModel):
+    mode: SearchMode
+    hits: list[Hit] = Field(default_factory=list)
+    seconds: float = 0.0
+    unavailable: str | None = None  # why this mode cannot run on this server
+
+
+class CompareResponse(BaseModel):
+    query: str
+    served_mode: str | None
+    results: list[ModeResult]
+
+
+def _mode_view(retriever: Retriever, mode: SearchMode) -> Retriever | str:
+    """The served retriever searching in `mode` (a shallow copy: same index, embedder and
+    embedding lock), or why it cannot."""
+    from retrieval.search.memory import InMemoryRetriever
+    from retrieval.search.retriever import FaissRetriever
+
+    if isinstance(retriever, FaissRetriever):
+        if mode != "bm25" and retriever.embedder is None:
+            return (
+                f"{mode} search needs the query embedder, and this server runs in bm25 mode; "
+                "start it with --mode hybrid or dense"
+            )
+        view = copy.copy(retriever)
+        view.mode = mode
+        return view
+    if isinstance(retriever, InMemoryRetriever) and mode == "bm25":
+        return retriever
+    return f"{mode} search needs a FAISS index; in-memory passages are searched with bm25 only"
+
+
 def corpus_info(retriever: Retriever, label: str) -> CorpusInfo:
     from retrieval.search.memory import InMemoryRetriever
     from retrieval.search.retriever import FaissRetriever
@@ -105,6 +149,23 @@ def document_text(passages: Sequence[Passage]) -> str:
 async def corpus(request: Request) -> CorpusInfo:
     svc = services(request)
     return corpus_info(svc.components.retriever, svc.components.index_label)
+
+
+@router.post("/v1/corpus/compare", response_model=CompareResponse)
+async def compare(body: CompareRequest, request: Request) -> CompareResponse:
+    """The same query through dense, bm25 and hybrid search, for the console's playground."""
+    retriever = services(request).components.retriever
+    results = []
+    for mode in ("dense", "bm25", "hybrid"):
+        view = _mode_view(retriever, mode)
+        if isinstance(view, str):
+            results.append(ModeResult(mode=mode, unavailable=view))
+            continue
+        started = time.perf_counter()
+        hits = await asyncio.to_thread(view.search, body.query, body.k)
+        results.append(ModeResult(mode=mode, hits=hits, seconds=time.perf_counter() - started))
+    served = corpus_info(retriever, "").mode
+    return CompareResponse(query=body.query, served_mode=served, results=results)
 
 
 @router.get("/v1/passages/{passage_id}", response_model=PassageView)
