@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from agent.llm.errors import ModelError, ModelTimeoutError
+from agent.errors import ModelError, ModelTimeoutError
 from agent.llm.types import ChatRequest, Message, ReasoningModel, Usage
 from retrieval.types import Hit, Retriever
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.config import RunOptions
+from agent.errors import ModelError
 from agent.events import Event, RunError, RunFinished, parse_event
-from agent.llm.errors import ModelError
 from serving.http.errors import ConflictError, NotFoundError, QueueFullError, RateLimitedError
 from serving.http.metrics import ServiceMetrics
 from serving.http.research import ResearchEngine

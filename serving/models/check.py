@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import httpx
 
+from agent.errors import ModelError, ModelRequestError
 from agent.llm.client import OpenAIClient, RetryPolicy, Timeouts
-from agent.llm.errors import ModelError, ModelRequestError
 from agent.llm.types import ChatRequest, ChatResult, Message
 
 CheckStatus = Literal["ok", "warn", "fail"]
