@@ -169,11 +169,13 @@ async function follow(run, epoch) {
     const end = await followRun(run.run_id, (name, ev) => {
       if (name === "run_started") { clear(view.question).append(ev.question); return; }
       if (name === "reasoning_delta" && first) { first = false; performance.mark("thinkrag:first-reasoning"); }
+      const box = $("#conversation");
+      const following = box.scrollTop + box.clientHeight >= box.scrollHeight - 80; // reader at the bottom
       view.apply(name, ev);
-      if (live) view.el.scrollIntoView({ block: "end" });
+      if (live && following) view.el.scrollIntoView({ block: "end" });
     }, { signal: abort.signal, onReconnect: () => status("Connection lost; reconnecting…") });
-    if (end) view.end(end.status);
-    if (live) view.el.scrollIntoView({ block: "end" });
+    view.end(end ? end.status : ""); // null: we stopped following (another thread opened)
+    if (live && end) view.el.scrollIntoView({ block: "end" });
   } catch (err) {
     if (!guard(err)) view.note(`Lost the run's stream: ${err.message}`);
     view.end("");

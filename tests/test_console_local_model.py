@@ -1,0 +1,69 @@
+"""The console end to end with the real local model (SmolLM2-135M on vLLM CPU) over the
+demo index: the question the README's first command asks, asked in the browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.models.profiles import get_profile
+from tests.console_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, chromium_available
+from tests.fixtures.vllm_server import VLLM_START_TIMEOUT, require_vllm
+from tests.test_service_support import ThreadServer, service_settings
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not chromium_available(),
+        reason="needs /usr/bin/chromium and playwright; scripts/test.sh installs both",
+    ),
+]
+
+QUESTION = "How many parameters does DeepSeek-R1 activate for each token?"
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_vllm()
+    from serving.models.launcher import VLLMServer
+
+    log: Path = tmp_path_factory.mktemp("vllm-console") / "local.log"
+    server = VLLMServer(get_profile("local"), log_path=log)
+    try:
+        yield server.start(timeout=VLLM_START_TIMEOUT)
+    finally:
+        server.stop()
+
+
+def test_console_with_the_local_model(
+    local_model: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from corpora.paths import demo_corpus_dir
+    from retrieval.indexing.job import run_index_job
+
+    tmp = tmp_path_factory.mktemp("console-local")
+    index = tmp / "index"
+    run_index_job([demo_corpus_dir()], index)
+    profile = get_profile("local")
+    settings = service_settings(
+        tmp, local_model, index_dir=index, memory_passages=None, profile="local",
+        model_name=profile.served_model_name,
+    )  # fmt: skip
+    with ThreadServer(settings) as srv, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(srv.url + "/")
+        page.fill("#question", QUESTION)
+        page.press("#question", "Enter")
+        turn = page.locator(".turn[data-status]").last
+        expect(turn).to_have_attribute("data-status", "success", timeout=300_000)
+        expect(turn.locator(".tool-search .hit").first).to_be_visible()
+        assert turn.locator(".answer").inner_text().strip()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "console-local-model.png"))
+        browser.close()
