@@ -7,9 +7,9 @@ and provide a `retriever` fixture that serves `contract_documents()`.
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
+from retrieval.indexing.job_types import content_hash
 from retrieval.types import Document, Hit, Passage, Retriever, SearchFilters
 
 # Small corpus for the retriever contract suite: each document has words found nowhere else.
@@ -54,10 +54,6 @@ CONTRACT_DOCS: tuple[tuple[str, str, str, str], ...] = (
         "混合专家模型把每个词元路由到少数几个专家。总参数量包括所有专家，激活参数量只计算被选中的专家。",
     ),
 )
-
-
-def content_hash(title: str, text: str) -> str:
-    return hashlib.sha256((title + "\x00" + text).encode()).hexdigest()
 
 
 def make_document(doc_id: str, title: str, source: str, text: str) -> Document:
