@@ -214,6 +214,18 @@ def test_stop_cancels_the_run(page: Page, service: str) -> None:
     assert [r["status"] for r in runs] == ["interrupted"]
 
 
+def test_run_options_lower_a_budget_and_the_early_answer_says_why(page: Page) -> None:
+    page.get_by_text("Run options").click()
+    page.get_by_label("Max steps").fill("1")
+    ask(page, TWO_HOP)
+    turn = last_turn(page)
+    expect(turn.locator(".tool-search")).to_have_count(1)
+    expect(turn.locator(".note")).to_have_text(
+        "Answered early: the step budget was used up. The answer uses what was found so far."
+    )
+    expect(turn.locator(".answer .chip")).to_have_count(1)
+
+
 def test_hostile_text_renders_as_text(page: Page) -> None:
     ask(page, XSS_Q)
     turn = last_turn(page)
