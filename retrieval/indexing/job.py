@@ -102,7 +102,11 @@ def index_documents(
         from retrieval.embedders import DEFAULT_EMBEDDER, load_embedder
 
         spec = spec or DEFAULT_EMBEDDER
+        t_load = time.perf_counter()
         embedder = load_embedder(spec)
+        load_seconds = time.perf_counter() - t_load
+    else:
+        load_seconds = 0.0
     spec = spec or embedder.id
     with _job_lock(index_dir):
         store = _open_store(index_dir / STORE_FILE, rebuild=config.rebuild)
@@ -110,6 +114,7 @@ def index_documents(
             published, target = _generations(index_dir, store)
             report = IndexReport(index_dir=str(index_dir), generation=target, published=False)
             report.embedder_id = embedder.id
+            report.load_seconds = load_seconds
             check_config(store, embedder, config, target)
             scan(store, items, config, target, report, progress)
             if not store.has_live_documents():

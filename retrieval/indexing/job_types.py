@@ -85,7 +85,13 @@ class IndexReport:
     factory: str = ""
     embedder_id: str = ""
     seconds: float = 0.0
+    load_seconds: float = 0.0  # building the embedder (model load, or a first-use build)
     embed_seconds: float = 0.0
+
+    @property
+    def embed_passages_per_second(self) -> float:
+        """Embedded passages over the embed phase alone: what the embedder sustained."""
+        return self.passages_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
     @property
     def passages_per_second(self) -> float:
@@ -95,6 +101,7 @@ class IndexReport:
     def to_json(self) -> str:
         data = asdict(self)
         data["passages_per_second"] = round(self.passages_per_second, 2)
+        data["embed_passages_per_second"] = round(self.embed_passages_per_second, 2)
         return json.dumps(data, ensure_ascii=False, indent=2)
 
 

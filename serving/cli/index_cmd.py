@@ -98,6 +98,11 @@ def index(
             ("passages embedded", str(report.passages_embedded)),
             ("faiss", report.factory),
             ("embedder", report.embedder_id),
+            ("model load", f"{report.load_seconds:.1f} s"),
+            (
+                "embedding",
+                f"{report.embed_seconds:.1f} s ({report.embed_passages_per_second:.1f} passages/s)",
+            ),
             ("time", f"{report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)"),
         ]
         for key, value in rows:
