@@ -102,7 +102,7 @@ def test_thinkrag_serve_loads_the_embedder_once(
         argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a cold start imports faiss; CI machines are shared
         while True:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "thinkrag serve did not become healthy"
