@@ -38,17 +38,24 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-def test_console_with_the_local_model(
-    local_model: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
+@pytest.fixture(scope="module")
+def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from corpora.paths import demo_corpus_dir
     from retrieval.indexing.job import run_index_job
 
-    tmp = tmp_path_factory.mktemp("console-local")
-    index = tmp / "index"
+    index = tmp_path_factory.mktemp("console-demo") / "index"
     run_index_job([demo_corpus_dir()], index)
+    return index
+
+
+@pytest.mark.timeout(1800)  # embedding the demo corpus and a CPU model on a shared machine
+def test_console_with_the_local_model(
+    local_model: str, demo_index: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    tmp = tmp_path_factory.mktemp("console-local")
+    index = demo_index
     profile = get_profile("local")
     settings = service_settings(
         tmp, local_model, index_dir=index, memory_passages=None, profile="local",
