@@ -179,11 +179,16 @@ class McpHub:
             )
             read, write = await stack.enter_async_context(stdio_client(params, self._errlog))
         else:
+            import httpx2  # the SDK's HTTP client library
             from mcp.client.streamable_http import streamable_http_client
-            from mcp.shared._httpx_utils import create_mcp_http_client
 
             assert cfg.url is not None
-            client = await stack.enter_async_context(create_mcp_http_client(headers=cfg.headers))
+            # The SDK's recommended limits: the read timeout is long because a server may
+            # hold a stream open; each call has its own `timeout_seconds` on top.
+            timeout = httpx2.Timeout(30.0, read=300.0)
+            client = await stack.enter_async_context(
+                httpx2.AsyncClient(headers=cfg.headers, timeout=timeout)
+            )
             read, write = await stack.enter_async_context(
                 streamable_http_client(cfg.url, http_client=client)
             )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import RunOptions
 from agent.events import Event, RunError, RunFinished, ToolCallEvent, ToolResultEvent
@@ -107,7 +107,9 @@ class ResearchOut(BaseModel):
 
 
 class ResearchBudgets(BaseModel):
-    """Per-run limits; each is clamped to the server's maximum."""
+    """Per-run limits; each is clamped to the server's maximum (an unknown one is refused)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     max_steps: int | None = Field(None, ge=1, description="Reasoning steps.")
     max_tool_calls: int | None = Field(None, ge=0, description="Searches and other tool calls.")
