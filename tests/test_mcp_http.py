@@ -73,6 +73,8 @@ async def test_mcp_search_and_research_over_http(service: ThreadServer) -> None:
             assert not found.is_error, found.content
             hits = found.structured_content["hits"]
             assert hits and "Freedonia" in hits[0]["text"]
+            typo = await s.call_tool("research", {"question": "q", "budgets": {"max_stepz": 2}})
+            assert typo.is_error and "max_stepz" in typo.content[0].text
             done = await s.call_tool(
                 "research",
                 {"question": "What is the capital of Freedonia?"},
