@@ -129,6 +129,10 @@ class AgentConfig(Budgets):
     send_thinking_budget: bool = False  # pass `thinking_token_budget` to servers that accept it
     chat_template_kwargs: dict[str, object] | None = None
     finalize_with_model: bool = True
+    # Models that write <think> as plain text but do not reliably close it (no think tokens
+    # in their vocabulary): each step is a thinking call stopped at `</think>` (at most
+    # thinking_tokens_per_step), then the action or answer continues that same text.
+    think_first: bool = False
     answer_style: AnswerStyle = "cited"
     # Prompt slots replaced one at a time (see agent/prompts).
     prompts: dict[PromptSlot, str] = Field(default_factory=dict)

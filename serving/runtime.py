@@ -229,10 +229,14 @@ class Runtime:
         return self._server
 
     def start_local_model(
-        self, *, port: int | None = None, host: str = "127.0.0.1", timeout: float = 240.0
+        self, *, port: int | None = None, host: str = "127.0.0.1", timeout: float | None = None
     ) -> str:
-        """Start vLLM for the local profile (once) and return its base URL."""
-        return self.local_server(port=port, host=host).start(timeout=timeout)
+        """Start vLLM for the local profile (once) and return its base URL; by default wait
+        as long as the profile says its model takes to load."""
+        server = self.local_server(port=port, host=host)
+        return server.start(
+            timeout=timeout if timeout is not None else server.profile.start_timeout
+        )
 
     def model_client(self) -> ReasoningModel:
         """A new client of the model server (the local one once started)."""

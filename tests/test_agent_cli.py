@@ -91,7 +91,9 @@ def test_ask_streams_reasoning_tools_and_sources(
 
 def test_profiles_map_to_agent_settings() -> None:
     local = agent_config_for(get_profile("local"))
-    assert local.protocol == "json" and local.retrieval_first
+    assert local.protocol == "tools" and local.tool_choice == "required" and local.retrieval_first
     assert local.context_length == get_profile("local").max_model_len
+    tiny = agent_config_for(get_profile("tiny"))
+    assert tiny.protocol == "json" and tiny.retrieval_first
     moe = agent_config_for(get_profile("tiny-moe"), max_steps=2)
     assert moe.protocol == "tools" and moe.thinking_tokens_per_step == 64 and moe.max_steps == 2

@@ -57,12 +57,12 @@ async def test_json_protocol_completes_on_vllm(vllm_tiny_moe: str) -> None:
 
 @pytest.fixture(scope="module")
 def vllm_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """vLLM serving the `local` profile (SmolLM2-135M-Instruct) for this module."""
+    """vLLM serving the `tiny` profile (SmolLM2-135M-Instruct) for this module."""
     require_vllm()
     from serving.models.launcher import VLLMServer
 
     log: Path = tmp_path_factory.mktemp("vllm-local") / "local.log"
-    server = VLLMServer(get_profile("local"), log_path=log)
+    server = VLLMServer(get_profile("tiny"), log_path=log)
     try:
         yield server.start(timeout=VLLM_START_TIMEOUT)
     finally:
@@ -84,7 +84,7 @@ def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def test_demo_question_end_to_end_with_smollm2(vllm_local: str, demo_index: Path) -> None:
     from retrieval.search.retriever import load_retriever
 
-    profile = get_profile("local")
+    profile = get_profile("tiny")
     config = agent_config_for(profile)
     model = OpenAIClient(vllm_local, profile.served_model_name)
     agent = ResearchAgent(model, load_retriever(demo_index), config)

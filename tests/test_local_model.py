@@ -42,7 +42,7 @@ async def test_local_profile_answers_a_trivial_question(smollm2_dir: Path, tmp_p
     from serving.models.launcher import VLLMServer
     from serving.models.profiles import get_profile
 
-    profile = get_profile("local")
+    profile = get_profile("tiny")
     server = VLLMServer(profile, log_path=tmp_path / "vllm.log")
     try:
         base_url = server.start(timeout=VLLM_START_TIMEOUT)

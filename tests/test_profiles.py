@@ -85,25 +85,47 @@ def test_profiles_are_frozen() -> None:
 
 
 def test_local_profile_runs_the_api_server_module_with_cpu_flags(tmp_path: Path) -> None:
+    from serving.models.cpu import preferred_dtype
+
     profile = get_profile("local")
     argv = profile.serve_command(port=9001, model_path=tmp_path)
     assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert flag_value(argv, "--model") == str(tmp_path)
     assert flag_value(argv, "--host") == "127.0.0.1"
-    assert flag_value(argv, "--dtype") == "bfloat16"
+    assert flag_value(argv, "--dtype") == preferred_dtype()  # float32 on AVX2-only CPUs
     assert "--enforce-eager" in argv
     assert int(flag_value(argv, "--kv-cache-memory-bytes")) > 0
     assert "--enable-prefix-caching" in argv
     assert flag_value(argv, "--tool-call-parser") == "hermes"
     assert flag_value(argv, "--tool-strict-level") == "parameter"
-    assert "--reasoning-parser" not in argv  # SmolLM2 does not think
-    template = Path(flag_value(argv, "--chat-template"))
-    assert template.is_file() and "tool_call" in template.read_text()
+    # Qwen2.5 has no think tokens: the text-based parser ships as a vLLM plugin file.
+    assert flag_value(argv, "--reasoning-parser") == "think_tags"
+    plugin = Path(flag_value(argv, "--reasoning-parser-plugin"))
+    assert plugin.is_file() and "register_module" in plugin.read_text()
+    template = Path(flag_value(argv, "--chat-template")).read_text()
+    assert "tool_call" in template and "<think>" in template
     config = json.loads(flag_value(argv, "--structured-outputs-config"))
     assert config == {"backend": "xgrammar", "disable_any_whitespace": True}
     assert profile.env["HF_HUB_OFFLINE"] == "1"
     assert profile.env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
-    assert profile.protocol == "json"
+    assert profile.protocol == "tools" and profile.tool_choice == "required"
+
+
+def test_tiny_profile_keeps_smollm2_on_json(tmp_path: Path) -> None:
+    profile = get_profile("tiny")
+    argv = profile.serve_command(model_path=tmp_path)
+    assert "--reasoning-parser" not in argv  # SmolLM2 does not think
+    assert profile.local_model == "smollm2" and profile.protocol == "json"
+
+
+def test_local_agent_settings_come_from_the_profile() -> None:
+    from serving.models.agent_config import agent_config_for
+
+    config = agent_config_for(get_profile("local"))
+    assert config.tool_choice == "required" and config.retrieval_first
+    assert config.top_k == 3 and config.observation_token_budget == 450
+    assert "think" in config.prompts["persona"]
+    assert config.thinking_tokens_per_step == get_profile("local").thinking_budget
 
 
 def test_tiny_moe_profile_has_the_qwen3_parsers() -> None:

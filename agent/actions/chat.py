@@ -2,9 +2,17 @@
 
 The transcript only ever grows by appending messages, so step n+1's messages extend
 step n's exactly; `compact` is the one rewrite, used when the context is nearly full.
+
+With `think_first`, a step is two calls: the thinking, stopped at `</think>` (the chat
+template opens the think block), then the action written as a continuation of that same
+assistant text with the block closed by us. The second prompt extends the first, so the
+prefix cache makes it cost only the thought's tokens; the thought always ends within its
+budget, and a forced tool call or schema applies from the action's first token.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from agent.actions.base import (
     AnswerSink,
@@ -14,7 +22,7 @@ from agent.actions.base import (
     stream_chat_turn,
 )
 from agent.context import compact_transcript, transcript_tokens
-from agent.llm.types import ChatRequest, Usage
+from agent.llm.types import ChatRequest, Message, Usage
 from agent.state import AgentState, ChatTurn, StateUpdate
 
 
@@ -54,6 +62,38 @@ class ChatTranscript:
             **extra,  # type: ignore[arg-type]
         )
 
+    async def think(
+        self, request: ChatRequest, limits: StepLimits, emit: EmitText
+    ) -> tuple[ChatRequest, str, Usage]:
+        """Run the thinking call for `request`; returns the request that continues it."""
+        budget = max(16, min(limits.thinking_tokens, limits.max_tokens))
+        thinking = replace(
+            request,
+            tools=(),
+            tool_choice=None,
+            response_format=None,
+            structured_outputs=None,
+            max_tokens=budget,
+            extra_body={**request.extra_body, "stop": ["</think>"]},
+        )
+        # Not cut for thinking by the stream: max_tokens already bounds it.
+        wide = replace(limits, thinking_tokens=budget * 4)
+        s = await stream_chat_turn(self.deps.model, thinking, wide, emit)
+        thought = (s.reasoning + s.content).replace("<think>", "").strip()
+        prefill = Message("assistant", f"<think>\n{thought}\n</think>\n\n")
+        action = replace(
+            request,
+            messages=[*request.messages, prefill],
+            max_tokens=max(16, limits.max_tokens - s.usage.completion_tokens),
+            extra_body={
+                **request.extra_body,
+                "continue_final_message": True,
+                "add_generation_prompt": False,
+                "include_reasoning": False,  # the constraint applies from the first token
+            },
+        )
+        return action, thought, s.usage
+
     async def free_text(
         self,
         state: AgentState,
@@ -63,11 +103,14 @@ class ChatTranscript:
         live: AnswerSink | None = None,
     ) -> tuple[str, Usage]:
         asked = self.nudge(state, instruction)
-        streamed = await stream_chat_turn(
-            self.deps.model, self.request(state.merged(asked), limits), limits, emit, live
-        )
+        request = self.request(state.merged(asked), limits)
+        usage = Usage()
+        if self.config.think_first:
+            request, _, usage = await self.think(request, limits, emit)
+            live = None  # the continuation carries no reasoning: it stays buffered
+        streamed = await stream_chat_turn(self.deps.model, request, limits, emit, live)
         text = streamed.content.strip()
-        return text, streamed.usage
+        return text, usage + streamed.usage
 
     def context_size(self, state: AgentState) -> int:
         return transcript_tokens(state.transcript)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -29,6 +30,7 @@ from agent.actions.base import (
 )
 from agent.actions.base import stream_chat_turn as _stream
 from agent.actions.chat import ChatTranscript
+from agent.llm.types import Usage
 from agent.state import (
     AgentState,
     AnswerDraft,
@@ -71,7 +73,13 @@ class ToolsProtocol(ChatTranscript):
         request = self.request(
             state, limits, tools=tools, tool_choice=self.config.tool_choice if tools else None
         )
+        thought, thinking_usage = "", Usage()
+        if self.config.think_first:
+            request, thought, thinking_usage = await self.think(request, limits, emit)
+            live = None  # the continuation carries no reasoning: it stays buffered
         s = await _stream(self.deps.model, request, limits, emit, None if tools else live)
+        if self.config.think_first:
+            s = replace(s, reasoning=thought, usage=thinking_usage + s.usage)
         if s.overrun:
             return ModelTurn(s.reasoning, s.content, usage=s.usage, note="thinking_overrun"), {}
         calls = s.result.tool_calls if s.result is not None else ()

@@ -32,5 +32,15 @@ def agent_config_for(profile: ModelProfile | None, **overrides: Any) -> AgentCon
             # Small local models: search the question first and force an action.
             # Measured on the dev file: multi-hop prefetch finds the second hop far more often.
             values.update(retrieval_first=True, multihop_first=True, tool_choice="required")
+        family = {
+            "tool_choice": profile.tool_choice,
+            "think_first": profile.think_first,
+            "retrieval_first": profile.retrieval_first,
+            "top_k": profile.top_k,
+            "observation_token_budget": profile.observation_token_budget,
+        }
+        values.update({k: v for k, v in family.items() if v is not None})
+        if profile.prompts:
+            values["prompts"] = dict(profile.prompts)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return AgentConfig.model_validate(values)

@@ -46,6 +46,10 @@ def vllm_available() -> bool:
 
 def resolve_model_path(profile: ModelProfile, cache_dir: Path | None = None) -> str:
     """The folder or hub id vLLM loads; local models are built into the cache first."""
+    if profile.local_model == "qwen-coder-1.5b":
+        from serving.models.qwen_coder import QWEN_CODER_1_5B, ensure_packaged
+
+        return str(ensure_packaged(QWEN_CODER_1_5B, cache_dir))
     if profile.local_model == "smollm2":
         return str(ensure_smollm2(cache_dir))
     if profile.local_model == "tiny-moe":

