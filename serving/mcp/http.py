@@ -37,15 +37,21 @@ class McpEndpoint:
         self.server = build_mcp_server(backend)
         # Builds the session manager (with DNS-rebinding protection on loopback hosts);
         # the Starlette app it returns is not used: requests come through `__call__`.
+        self._host = host
         self.server.streamable_http_app(streamable_http_path=PATH, host=host)
         self._authenticate = authenticate
+        self._ran = False
 
     def route(self) -> Route:
         return Route(PATH, endpoint=self, methods=["GET", "POST", "DELETE"])
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The session manager's lifetime: open sessions end when the service stops."""
+        """The session manager's lifetime: open sessions end when the service stops.
+        A manager runs once, so an app started again (tests do) gets a fresh one."""
+        if self._ran:
+            self.server.streamable_http_app(streamable_http_path=PATH, host=self._host)
+        self._ran = True
         async with self.server.session_manager.run():
             yield
 
