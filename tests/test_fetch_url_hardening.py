@@ -150,9 +150,13 @@ async def test_compressed_pages_within_the_cap_are_decoded(encoding: str, compre
 
 
 async def test_an_unaccepted_encoding_or_a_corrupt_body_is_named() -> None:
-    with compressed_site(b"whatever", "br") as url:
-        with pytest.raises(FetchRefusedError, match="content-encoding 'br'"):
-            await fetch_page(url, allow=("127.0.0.1",), max_bytes=1_000_000, timeout=10)
-    with compressed_site(b"not gzip at all", "gzip") as url:
-        with pytest.raises(ToolError, match="corrupt compressed body"):
-            await fetch_page(url, allow=("127.0.0.1",), max_bytes=1_000_000, timeout=10)
+    with (
+        compressed_site(b"whatever", "br") as url,
+        pytest.raises(FetchRefusedError, match="content-encoding 'br'"),
+    ):
+        await fetch_page(url, allow=("127.0.0.1",), max_bytes=1_000_000, timeout=10)
+    with (
+        compressed_site(b"not gzip at all", "gzip") as url,
+        pytest.raises(ToolError, match="corrupt compressed body"),
+    ):
+        await fetch_page(url, allow=("127.0.0.1",), max_bytes=1_000_000, timeout=10)
