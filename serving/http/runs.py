@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +30,7 @@ from agent.events import Event, RunError, RunFinished, parse_event
 from serving.http.errors import ConflictError, NotFoundError, QueueFullError, RateLimitedError
 from serving.http.metrics import ServiceMetrics
 from serving.http.research import ResearchEngine
+from serving.http.resume import ResumeFilter
 from serving.http.run_store import JsonObject, RunRecord, RunStatus, Store, StoredEvent
 from serving.http.threadstate import ThreadStateBuilder
 
@@ -239,13 +240,16 @@ class RunManager:
         stream = self._stream(run, mode)
         finished: RunFinished | None = None
         failed: RunError | None = None
+        # A resume continues after the events already stored, never repeating them (D2).
+        replay = ResumeFilter(self._stored_events(run.run_id)) if mode == "resume" else None
         try:
-            async for event in stream:
-                self._append(handle, event)
-                if isinstance(event, RunFinished):
-                    finished = event
-                elif isinstance(event, RunError):
-                    failed = event
+            async for produced in stream:
+                for event in replay.admit(produced) if replay is not None else [produced]:
+                    self._append(handle, event)
+                    if isinstance(event, RunFinished):
+                        finished = event
+                    elif isinstance(event, RunError):
+                        failed = event
         except ModelError as exc:
             failed = RunError(
                 run_id=run.run_id, step=0, kind="model_unavailable", resumable=True,
@@ -259,6 +263,14 @@ class RunManager:
         if failed is not None:
             return "error", f"{failed.kind}: {failed.message}", failed.resumable
         return "error", "the agent stopped without an answer", True
+
+    def _stored_events(self, run_id: str) -> Iterator[Event]:
+        cursor = 0
+        while batch := self.store.events_after(run_id, cursor, limit=_BATCH):
+            for row in batch:
+                if row.kind == "agent":
+                    yield parse_event(row.data)
+                cursor = row.seq
 
     async def _stream(self, run: RunRecord, mode: Mode) -> AsyncIterator[Event]:
         """The engine's events; a resume with no checkpoint yet starts the run afresh."""
