@@ -1,4 +1,4 @@
-"""The console end to end with the real local model (SmolLM2-135M on vLLM CPU) over the
+"""The console end to end with the real local model (the `local` profile on vLLM CPU) over the
 demo index: the question the README's first command asks, asked in the browser."""
 
 from __future__ import annotations
