@@ -123,7 +123,8 @@ def test_local_agent_settings_come_from_the_profile() -> None:
 
     config = agent_config_for(get_profile("local"))
     assert config.tool_choice == "required" and config.retrieval_first
-    assert config.top_k == 3 and config.observation_token_budget == 450
+    assert config.top_k == 3 and config.observation_token_budget == 600
+    assert not config.multihop_first
     assert "think" in config.prompts["persona"]
     assert config.thinking_tokens_per_step == get_profile("local").thinking_budget
 

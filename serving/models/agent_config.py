@@ -36,6 +36,7 @@ def agent_config_for(profile: ModelProfile | None, **overrides: Any) -> AgentCon
             "tool_choice": profile.tool_choice,
             "think_first": profile.think_first,
             "retrieval_first": profile.retrieval_first,
+            "multihop_first": profile.multihop_first,
             "top_k": profile.top_k,
             "observation_token_budget": profile.observation_token_budget,
         }

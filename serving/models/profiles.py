@@ -92,6 +92,7 @@ class ModelProfile(BaseModel):
     tool_choice: Literal["auto", "required"] | None = None
     think_first: bool | None = None
     retrieval_first: bool | None = None
+    multihop_first: bool | None = None
     top_k: int | None = None
     observation_token_budget: int | None = None
     prompts: dict[str, str] = Field(default_factory=dict)
@@ -304,8 +305,11 @@ def _local() -> list[ModelProfile]:
             tool_choice="required",
             think_first=True,
             retrieval_first=True,
+            # Plain prefetch: at 3 passages the multi-hop one filled two slots with the R1
+            # overview and cut V3's size section; plain search put it first.
+            multihop_first=False,
             top_k=3,
-            observation_token_budget=450,
+            observation_token_budget=600,
             temperature=0.0,
             top_p=1.0,
             max_tokens_per_step=384,
