@@ -22,9 +22,13 @@ MAX_STEPS = 3
 BUDGET = RunOptions(max_steps=MAX_STEPS, max_tool_calls=4, deadline_seconds=120)
 
 
-async def _run_tiny(base_url: str, protocol: str, tool_choice: str) -> list:
+async def _run_tiny(
+    base_url: str, protocol: str, tool_choice: str, *, think_first: bool = False
+) -> list:
     profile = get_profile("tiny-moe")
-    config = agent_config_for(profile, protocol=protocol, tool_choice=tool_choice, top_k=2)
+    config = agent_config_for(
+        profile, protocol=protocol, tool_choice=tool_choice, top_k=2, think_first=think_first
+    )
     model = OpenAIClient(base_url, profile.served_model_name)
     agent = ResearchAgent(model, retriever(), config)
     try:
@@ -44,6 +48,17 @@ async def test_tools_protocol_completes_on_vllm(vllm_tiny_moe: str) -> None:
     assert [e for e in events if isinstance(e, ToolCallEvent)]
     assert done.finalized_reason in (None, "max_steps", "max_tool_calls")
     assert done.answer and done.usage.prompt_tokens > 0
+
+
+@pytest.mark.vllm
+async def test_think_first_continues_the_thought_on_vllm(vllm_tiny_moe: str) -> None:
+    """The local profile's two-call step against real vLLM: a thinking call stopped at
+    </think>, then `continue_final_message` with a forced tool call from the first token."""
+    events = await _run_tiny(vllm_tiny_moe, "tools", "required", think_first=True)
+    done = finished(events)
+    assert [e for e in events if isinstance(e, ToolCallEvent)]
+    assert done.finalized_reason in (None, "max_steps", "max_tool_calls")
+    assert done.answer and done.usage.completion_tokens > 0
 
 
 @pytest.mark.vllm
