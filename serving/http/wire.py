@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from agent.config import RunOptions
@@ -42,6 +43,10 @@ ThreadId = Annotated[
     str, Field(min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(valid_thread_id)
 ]
 Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
+# A compatibility-API field we cannot honour: accepted so it can be refused by name when
+# set (`serving.http.refusals`); left out of the OpenAPI schema, which lists what works
+# (an open `Any` schema also sends schema-driven fuzzers into unbounded recursion).
+Unhonoured = SkipJsonSchema[Any]
 
 
 class WireModel(BaseModel):
@@ -96,7 +101,21 @@ class ChatCompletionRequest(CompatModel):
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1)
+    n: int | None = None
+    # Accepted only so they can be refused by name (`serving.http.refusals`): the agent
+    # cannot honour them, and ignoring them would be a silent wrong answer.
+    tools: Unhonoured = None
+    tool_choice: Unhonoured = None
+    functions: Unhonoured = None
+    function_call: Unhonoured = None
+    response_format: Unhonoured = None
+    stop: Unhonoured = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: Unhonoured = None
+    audio: Unhonoured = None
+    modalities: Unhonoured = None
+    prediction: Unhonoured = None
     # thinkrag extension (send with the OpenAI SDK's `extra_body={"thinkrag": {...}}`).
     thinkrag: RunBudget | None = None
 
@@ -197,6 +216,16 @@ class ThreadCreate(CompatModel):
 class ThreadSearch(CompatModel):
     limit: int = Field(10, ge=1, le=1000)
     offset: Offset = 0
+    # Threads whose metadata / values hold these top-level pairs (`dict[str, Any]`, not
+    # `JsonObject`: a flat schema; the pairs are only compared, never stored).
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    ids: list[str] | None = None
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: Unhonoured = None
+    extract: Unhonoured = None
 
 
 class HistoryRequest(CompatModel):
@@ -220,6 +249,14 @@ class RunCreate(CompatModel):
     if_not_exists: Literal["reject", "create"] = "reject"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     on_completion: Literal["delete", "keep"] | None = None
+    # Accepted only so they can be refused by name (`serving.http.refusals`).
+    interrupt_before: Unhonoured = None
+    interrupt_after: Unhonoured = None
+    command: Unhonoured = None
+    checkpoint: Unhonoured = None
+    checkpoint_id: str | None = None
+    after_seconds: float | None = None
+    webhook: str | None = None
 
     def question(self) -> str:
         data = self.input or {}

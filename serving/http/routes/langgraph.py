@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from serving.http.auth import Principal
-from serving.http.errors import ConflictError, NotFoundError
+from serving.http.errors import BadRequestError, ConflictError, NotFoundError
 from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
+from serving.http.refusals import check_run_create, check_thread_search
 from serving.http.routes.deps import (
     ThreadIdPath,
     principal,
@@ -84,6 +86,22 @@ async def search_assistants(body: AssistantSearch, request: Request) -> list[Ass
     return [_assistant(svc)]
 
 
+@router.get("/ok", include_in_schema=False)
+async def ok() -> JsonObject:
+    """LangGraph server liveness probe (behind the API keys, like every LangGraph route)."""
+    return {"ok": True}
+
+
+@router.get("/info")
+async def info(request: Request) -> JsonObject:
+    """LangGraph server `/info`: what this server offers, so clients can adapt."""
+    return {
+        "version": request.app.version,
+        "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
+        "host": {"kind": "self-hosted", "project_id": None, "revision_id": None},
+    }
+
+
 @router.get("/assistants/{assistant_id}", response_model=Assistant)
 async def get_assistant(assistant_id: str, request: Request) -> Assistant:
     svc = services(request)
@@ -125,9 +143,35 @@ async def create_thread(
 async def search_threads(
     body: ThreadSearch, request: Request, who: Principal = Depends(principal)
 ) -> list[ThreadOut]:
+    """Filters (`metadata`, `values`, `status`, `ids`) and sorting as the LangGraph server
+    does them; applied here over the caller's threads, then paged."""
     svc = services(request)
-    found = svc.store.search_threads(owner=who.scope, limit=body.limit, offset=body.offset)
-    return [thread_out(t, svc.store.active_runs_on_thread(t.thread_id) > 0) for t in found]
+    check_thread_search(body)
+    filtered = any(x is not None for x in (body.metadata, body.values, body.status, body.ids))
+    if not filtered and body.sort_by is None:
+        found = svc.store.search_threads(owner=who.scope, limit=body.limit, offset=body.offset)
+        return [thread_out(t, svc.store.active_runs_on_thread(t.thread_id) > 0) for t in found]
+    every = svc.store.search_threads(owner=who.scope, limit=-1, offset=0)
+    outs = [thread_out(t, svc.store.active_runs_on_thread(t.thread_id) > 0) for t in every]
+    outs = [t for t in outs if _matches(t, body)]
+    if body.sort_by is not None:
+        key = body.sort_by
+        outs.sort(key=lambda t: str(getattr(t, key)), reverse=body.sort_order != "asc")
+    elif body.sort_order == "asc":
+        outs.reverse()
+    return outs[body.offset : body.offset + body.limit]
+
+
+def _matches(thread: ThreadOut, body: ThreadSearch) -> bool:
+    def holds(have: JsonObject, want: dict[str, Any] | None) -> bool:
+        return want is None or all(k in have and have[k] == v for k, v in want.items())
+
+    return (
+        holds(thread.metadata, body.metadata)
+        and holds(thread.values, body.values)
+        and (body.status is None or thread.status == body.status)
+        and (body.ids is None or thread.thread_id in body.ids)
+    )
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
@@ -199,6 +243,7 @@ def _create(
     svc: Services, body: RunCreate, who: Principal, thread_id: str | None
 ) -> tuple[RunRecord, list[str]]:
     _check_assistant(svc, body.assistant_id)
+    check_run_create(body)
     modes = normalize_modes(body.stream_mode)
     question = body.question()
     if thread_id is None:
@@ -391,6 +436,12 @@ async def cancel_run(
 ) -> Response:
     svc = services(request)
     _get_run(svc, who, thread_id, run_id)
+    if action != "interrupt":
+        raise BadRequestError(
+            f"cancel action {action!r} is not supported: only 'interrupt' (stop the run, keep "
+            "what it wrote); delete the run afterwards if you want it gone",
+            param="action",
+        )
     run = await svc.runs.cancel(run_id, wait=bool(wait))
     if wait:
         return JSONResponse(run_out(run).model_dump())

@@ -35,6 +35,7 @@ from serving.http.errors import (
     UnavailableError,
     error_body,
 )
+from serving.http.refusals import check_chat_request
 from serving.http.research import compose_question
 from serving.http.routes.deps import principal, services
 from serving.http.services import Services
@@ -61,6 +62,18 @@ async def list_models(request: Request) -> ModelList:
     return ModelList(data=[ModelCard(id=svc.settings.assistant_name, created=int(svc.started_at))])
 
 
+@router.get("/models/{model_id:path}", response_model=ModelCard, dependencies=[Depends(principal)])
+async def get_model(model_id: str, request: Request) -> ModelCard:
+    svc = services(request)
+    if model_id != svc.settings.assistant_name:
+        raise NotFoundError(
+            f"model {model_id!r} does not exist here; use {svc.settings.assistant_name!r} "
+            "(GET /v1/models lists it)",
+            param="model",
+        )
+    return ModelCard(id=model_id, created=int(svc.started_at))
+
+
 def sources_markdown(sources: list[Source]) -> str:
     if not sources:
         return ""
@@ -79,6 +92,7 @@ def _start(svc: Services, body: ChatCompletionRequest, who: Principal) -> str:
             "(GET /v1/models lists it)",
             param="model",
         )
+    check_chat_request(body)
     question = compose_question(body.turns())
     thread_id, run_id = f"chat-{uuid.uuid4()}", str(uuid.uuid4())
     svc.store.create_thread(thread_id, {"api": "openai"}, owner=who.key_id, temporary=True)
