@@ -41,3 +41,29 @@ async def test_think_then_act_continues_the_thought(scripted_model: Factory) -> 
     }
     assert act["continue_final_message"] and act["add_generation_prompt"] is False
     assert act["include_reasoning"] is False and act["tool_choice"] == "required"
+
+
+async def test_an_answer_of_bare_citations_keeps_the_thought(scripted_model: Factory) -> None:
+    """The closing call's thought stated the answer and the continuation only cited it."""
+    server = scripted_model(
+        [
+            ScriptedTurn(reasoning="Search the capital."),
+            ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),)),
+            ScriptedTurn(reasoning="Search the capital."),
+            ScriptedTurn(tool_calls=(call("search", query="capital of Freedonia"),)),
+            ScriptedTurn(reasoning="The capital of Freedonia is Sylvania City."),
+            ScriptedTurn(content="[1]"),
+        ]
+    )
+    config = AgentConfig(
+        think_first=True,
+        tool_choice="required",
+        thinking_tokens_per_step=64,
+        max_repeated_searches=1,
+    )
+    agent = make_agent(server.base_url, config)
+    done = finished(await collect(agent.run("Which capital?", thread_id="t", run_id="r")))
+    await agent.aclose()
+    assert done.finalized_reason == "repeated_searches"
+    assert done.answer == "The capital of Freedonia is Sylvania City. [1]"
+    assert [s.number for s in done.sources] == [1]

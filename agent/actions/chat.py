@@ -12,6 +12,7 @@ budget, and a forced tool call or schema applies from the action's first token.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from agent.actions.base import (
@@ -24,6 +25,9 @@ from agent.actions.base import (
 from agent.context import compact_transcript, transcript_tokens
 from agent.llm.types import ChatRequest, Message, Usage
 from agent.state import AgentState, ChatTurn, StateUpdate
+
+_CITATIONS = re.compile(r"\[[\d,;\s]*\]")
+_WORDS = re.compile(r"\w{2,}")
 
 
 class ChatTranscript:
@@ -105,11 +109,16 @@ class ChatTranscript:
         asked = self.nudge(state, instruction)
         request = self.request(state.merged(asked), limits)
         usage = Usage()
+        thought = ""
         if self.config.think_first:
-            request, _, usage = await self.think(request, limits, emit)
+            request, thought, usage = await self.think(request, limits, emit)
             live = None  # the continuation carries no reasoning: it stays buffered
         streamed = await stream_chat_turn(self.deps.model, request, limits, emit, live)
         text = streamed.content.strip()
+        if thought and not _WORDS.search(_CITATIONS.sub("", text)):
+            # Small models often state the answer while thinking and then write only its
+            # citation ("[1]"): the thought is the answer they gave.
+            text = f"{thought} {text}".strip()
         return text, usage + streamed.usage
 
     def context_size(self, state: AgentState) -> int:
