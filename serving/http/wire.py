@@ -213,13 +213,16 @@ class ThreadCreate(CompatModel):
     if_exists: Literal["raise", "do_nothing"] = "raise"
 
 
+FilterValue = str | int | float | bool | None
+
+
 class ThreadSearch(CompatModel):
     limit: int = Field(10, ge=1, le=1000)
     offset: Offset = 0
-    # Threads whose metadata / values hold these top-level pairs (`dict[str, Any]`, not
-    # `JsonObject`: a flat schema; the pairs are only compared, never stored).
-    metadata: dict[str, Any] | None = None
-    values: dict[str, Any] | None = None
+    # Threads whose metadata / values hold these top-level pairs: scalars only, a flat
+    # schema (the pairs are only compared, never stored).
+    metadata: dict[str, FilterValue] | None = None
+    values: dict[str, FilterValue] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     ids: list[str] | None = None
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
