@@ -3,14 +3,12 @@ demo index: the question the README's first command asks, asked in the browser."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from serving.models.profiles import get_profile
 from tests.console_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, chromium_available
-from tests.fixtures.vllm_server import VLLM_START_TIMEOUT, require_vllm
 from tests.test_service_support import ThreadServer, service_settings
 
 pytestmark = [
@@ -26,19 +24,6 @@ QUESTION = "How many parameters does DeepSeek-R1 activate for each token?"
 
 
 @pytest.fixture(scope="module")
-def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_vllm()
-    from serving.models.launcher import VLLMServer
-
-    log: Path = tmp_path_factory.mktemp("vllm-console") / "local.log"
-    server = VLLMServer(get_profile("local"), log_path=log)
-    try:
-        yield server.start(timeout=VLLM_START_TIMEOUT)
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from corpora.paths import demo_corpus_dir
     from retrieval.indexing.job import run_index_job
@@ -50,7 +35,7 @@ def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.timeout(1800)  # embedding the demo corpus and a CPU model on a shared machine
 def test_console_with_the_local_model(
-    local_model: str, demo_index: Path, tmp_path_factory: pytest.TempPathFactory
+    vllm_local_model: str, demo_index: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -58,7 +43,7 @@ def test_console_with_the_local_model(
     index = demo_index
     profile = get_profile("local")
     settings = service_settings(
-        tmp, local_model, index_dir=index, memory_passages=None, profile="local",
+        tmp, vllm_local_model, index_dir=index, memory_passages=None, profile="local",
         model_name=profile.served_model_name,
     )  # fmt: skip
     with ThreadServer(settings) as srv, sync_playwright() as pw:
