@@ -8,6 +8,7 @@ the >= 8 of 11 threshold (not each answer: a 1.5B model misses some).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from tests.local_questions import DEMO_QUESTION, QUESTIONS, LocalQuestion
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(3600)]
 THRESHOLD = 8
 OPTIONS = RunOptions(deadline_seconds=300)
+# All eleven take 20-45 minutes on 2 cores, more than CI's budget leaves; CI asks the demo
+# question only. Opt in to the whole set (and its threshold) with this variable.
+ALL_QUESTIONS = os.environ.get("THINKRAG_TEST_ALL_LOCAL_QUESTIONS") == "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,10 @@ async def asked(vllm_local_model: str, demo_index: Path) -> list[Asked]:
     profile = get_profile("local")
     retriever = load_retriever(demo_index)
     runs: list[Asked] = []
-    for i, q in enumerate(QUESTIONS):
+    chosen = (
+        QUESTIONS if ALL_QUESTIONS else tuple(q for q in QUESTIONS if q.question == DEMO_QUESTION)
+    )
+    for i, q in enumerate(chosen):
         model = OpenAIClient(vllm_local_model, profile.served_model_name)
         agent = ResearchAgent(model, retriever, agent_config_for(profile))
         started = time.monotonic()
@@ -94,6 +101,11 @@ def test_reasoning_streams_as_events(asked: list[Asked]) -> None:
 
 
 def test_most_demo_questions_are_answered_correctly(asked: list[Asked]) -> None:
+    if not ALL_QUESTIONS:
+        pytest.skip(
+            "the 11-question set takes 20-45 min on 2 cores; "
+            "set THINKRAG_TEST_ALL_LOCAL_QUESTIONS=1 to run it"
+        )
     right = [a for a in asked if a.question.correct(a.done)]
     assert {q.language for q in QUESTIONS} == {"en", "zh"}
     assert {q.hops for q in QUESTIONS} == {1, 2}
