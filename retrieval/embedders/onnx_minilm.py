@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 
 from retrieval.checksums import sha256_file
-from retrieval.embedders.base import LocalEmbedder, check_batch_size, cpu_count, embed_batched
+from retrieval.embedders.base import (
+    LocalEmbedder,
+    check_batch_size,
+    embed_batched,
+    onnx_cpu_session,
+)
 from retrieval.embedders.sentence import packaged_minilm_dir
 from retrieval.errors import EmbedderError
 from retrieval.types import Vectors
@@ -51,7 +56,7 @@ class OnnxMiniLMEmbedder(LocalEmbedder):
     ) -> None:
         self._batch_size = check_batch_size(batch_size)
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (imported here for the clear error below)
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise EmbedderError(
@@ -75,18 +80,7 @@ class OnnxMiniLMEmbedder(LocalEmbedder):
         tokenizer.enable_truncation(max_length=int(max_seq_length))
         tokenizer.no_padding()
         self._tokenizer = tokenizer
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_count()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session: Any = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise EmbedderError(f"onnxruntime could not load {path}: {exc}") from exc
+        self._session: Any = onnx_cpu_session(path, threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._dim = int(self._session.get_outputs()[0].shape[-1])
 
