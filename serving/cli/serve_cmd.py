@@ -8,10 +8,16 @@ the very runtime that was checked: the index and its embedder are loaded once.
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from serving.settings import Settings
 
 
 def serve(
@@ -37,9 +43,8 @@ def serve(
         typer.Option(help="Host or CIDR fetch_url may reach although private (repeatable)."),
     ] = None,
 ) -> None:
-    """Serve the OpenAI-compatible, LangGraph-compatible and native HTTP APIs."""
-    import uvicorn
-
+    """Serve the OpenAI-compatible, LangGraph-compatible and native HTTP APIs, and the
+    research console at `/`."""
     from serving.cli.common import runtime_from_flags, usage_errors
     from serving.http.app import create_app
     from serving.runtime import check_model
@@ -68,4 +73,49 @@ def serve(
             )
             raise typer.Exit(2)
     app = create_app(settings, components=runtime.components)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    announcing_server(server_config(app, settings)).run()
+
+
+def server_config(app: Any, settings: Settings, *, log_level: str = "info") -> uvicorn.Config:
+    """uvicorn's configuration for the service (also used by the tests' servers).
+
+    X-Forwarded-For is honoured only from `trusted_proxies` (uvicorn trusts 127.0.0.1 by
+    default, which would let any local caller pick its own rate-limit identity).
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
+    )
+
+
+def announcing_server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server, printing the console's address once it accepts connections
+    (the bound port, so `--port 0` prints the one the OS picked)."""
+    import uvicorn
+
+    class Announcing(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                port = next(
+                    (int(s.getsockname()[1]) for srv in self.servers for s in srv.sockets),
+                    self.config.port,
+                )
+                typer.echo(f"Research console: {console_url(self.config.host, port)}")
+
+    return Announcing(config)
+
+
+def console_url(host: str, port: int) -> str:
+    """The address a browser on this machine opens: a wildcard bind is reached on loopback."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
