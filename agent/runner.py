@@ -21,6 +21,7 @@ from agent.errors import AgentUsageError, ModelError, run_error_kind
 from agent.events import Event, RunError, RunFinished, RunStarted
 from agent.graph import build_graph, make_deps
 from agent.llm.types import Message, ReasoningModel
+from agent.postgres_checkpoints import PostgresCheckpoints
 from agent.state import STATE_TYPES, RunResult
 from agent.tools.base import Tool
 from retrieval.types import Retriever
@@ -70,6 +71,7 @@ class ResearchAgent:
         config: AgentConfig,
         *,
         checkpoint_path: Path | None = None,
+        checkpoint_url: str | None = None,
         tools: Sequence[Tool] | None = None,
         keep_checkpoint_history: bool = False,
     ) -> None:
@@ -77,11 +79,13 @@ class ResearchAgent:
         self.retriever = retriever
         self.config = config
         self.checkpoint_path = checkpoint_path
+        self.checkpoint_url = checkpoint_url  # postgresql://...: checkpoints in Postgres
         self._deps = make_deps(model, retriever, config, tools)
         self.keep_checkpoint_history = keep_checkpoint_history
         self._graph: Any = None
         self._conn: Any = None
         self._saver: Any = None
+        self._postgres: PostgresCheckpoints | None = None
         self._compile_lock: asyncio.Lock | None = None
 
     async def _compiled(self) -> Any:
@@ -96,6 +100,10 @@ class ResearchAgent:
         return self._graph
 
     async def _compile(self) -> Any:
+        if self.checkpoint_url is not None:
+            self._postgres = await PostgresCheckpoints.open(self.checkpoint_url, STATE_TYPES)
+            self._saver = self._postgres.saver
+            return build_graph(self._deps).compile(checkpointer=self._saver)
         import aiosqlite
         from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -187,6 +195,9 @@ class ResearchAgent:
         implemented for SQLite in this LangGraph version)."""
         if self.keep_checkpoint_history or self._saver is None:
             return
+        if self._postgres is not None:
+            await self._postgres.prune(thread_id)
+            return
         async with self._saver.lock:
             async with self._conn.execute(
                 "SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ?", (thread_id,)
@@ -243,6 +254,10 @@ class ResearchAgent:
         return [t.to_message() for t in turns]
 
     async def aclose(self) -> None:
+        if self._postgres is not None:
+            await self._postgres.close()
+            self._postgres = None
+            self._graph = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

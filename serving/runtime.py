@@ -23,6 +23,7 @@ from agent.config import AgentConfig
 from agent.llm.types import ReasoningModel
 from retrieval.types import Passage, Retriever
 from serving.http.research import ResearchEngine
+from serving.http.run_store import Store
 from serving.settings import Settings, SettingsError, inherited_environment
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ class Runtime:
                 retriever,
                 self.agent_config,
                 checkpoint_path=checkpoints,
+                checkpoint_url=self.settings.postgres_url,  # replicas share Postgres
                 tools=self.agent_tools(),
             )
             self._components = Components(
@@ -313,6 +315,34 @@ def build_runtime(settings: Settings) -> Runtime:
     """The composition root: resolve the profile and the agent config now (so a bad name
     fails before anything starts); the index, embedder and model come on first use."""
     return Runtime(settings, resolve_profile(settings))
+
+
+def build_store(settings: Settings) -> Store:
+    """The service store: Postgres when a database URL is set (replicas share it), else
+    the SQLite file at `db_path`. Raises `StoreError` naming the database and the fix."""
+    url = settings.postgres_url
+    if url is None:
+        from serving.http.sqlite_store import SqliteStore
+
+        return SqliteStore(settings.db_path)
+    try:
+        from serving.http.postgres_store import PostgresStore
+    except ImportError as exc:
+        raise StartupError(
+            f"THINKRAG_DATABASE_URL needs the Postgres driver ({exc.name} is missing): "
+            "pip install 'thinkrag[postgres]'"
+        ) from exc
+    return PostgresStore(url)
+
+
+def replica_name(settings: Settings) -> str:
+    """This process's name in leases and metrics: unique per process, readable in logs."""
+    import os
+    import socket
+    import uuid
+
+    base = settings.replica_name or f"{socket.gethostname()}-{os.getpid()}"
+    return f"{base}-{uuid.uuid4().hex[:6]}"
 
 
 def build_components(settings: Settings) -> Components:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     db_path: Path = Path(".thinkrag/service.db")
     checkpoint_path: Path | None = None  # default: next to db_path
     recover: RecoverPolicy = "resume"
+    # Replicas: `postgresql://...` puts threads, runs, events and checkpoints in Postgres
+    # (instead of db_path and checkpoint_path), shared by every replica that names it.
+    database_url: SecretStr | None = None
+    lease_seconds: float = Field(10.0, ge=0.5)  # a dead replica's runs move after this
+    replica_name: str | None = None  # in leases and metrics; default: host and process id
 
     # Protection
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # comma-separated
@@ -117,6 +122,19 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_only(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None
+        if isinstance(text, str) and not text.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a postgresql:// URL; leave it unset to keep the embedded SQLite "
+                "store at THINKRAG_DB_PATH"
+            )
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -151,6 +169,11 @@ class Settings(BaseSettings):
         return self.checkpoint_path or self.db_path.with_name(
             self.db_path.stem + ".checkpoints.sqlite"
         )
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The Postgres URL when the store is Postgres, else None (the SQLite file)."""
+        return None if self.database_url is None else self.database_url.get_secret_value()
 
     @property
     def is_loopback(self) -> bool:

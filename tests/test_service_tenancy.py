@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.http.run_store import _SCHEMA, SCHEMA_VERSION, Store, StoreError
+from serving.http.run_store import StoreError
+from serving.http.sqlite_store import _SCHEMA, SCHEMA_VERSION
+from serving.http.sqlite_store import SqliteStore as Store
 from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import (
     ModelFactory,

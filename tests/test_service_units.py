@@ -10,7 +10,7 @@ from agent.events import RunStarted, ToolCallEvent, ToolResultEvent
 from serving.http.errors import BadRequestError, RateLimitedError, ValidationFailedError
 from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
 from serving.http.limits import RateLimiter
-from serving.http.run_store import Store
+from serving.http.sqlite_store import SqliteStore as Store
 from serving.http.sse import frame, parse_event_id
 from serving.settings import Settings, SettingsError, load_settings
 

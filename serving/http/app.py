@@ -21,10 +21,9 @@ from serving.http.limits import BodySizeLimit, RateLimiter
 from serving.http.metrics import ServiceMetrics
 from serving.http.openapi import install_openapi
 from serving.http.research import warm_up
-from serving.http.run_store import Store
 from serving.http.runs import RunLimits, RunManager
 from serving.http.services import Services
-from serving.runtime import Components, build_components
+from serving.runtime import Components, build_components, build_store
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.db_path)
+        store = build_store(settings)
         parts = (components or build_components)(settings)
         metrics = ServiceMetrics()
         limits = RunLimits(
