@@ -1,7 +1,7 @@
 """The research console in a real headless Chromium (the OS package, driven by Playwright)
 against the real service under uvicorn with the scripted model: ask, watch, cite, stop,
-reload, follow up, corpus, hostile text, Chinese, two API keys. Screenshots land in
-build/console-screenshots/."""
+reload, follow up, corpus (with the last indexing run's skipped files), hostile text,
+Chinese, two API keys. Screenshots land in build/console-screenshots/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from retrieval.indexing.job import run_index_job
+from retrieval.indexing.job_types import IndexConfig
+from testing.embedder import HashEmbedder
 from testing.scripted import ScriptedModelServer
 from tests.console_support import (
     CHROMIUM,
@@ -288,6 +291,49 @@ def test_corpus_panel_and_search_playground(page: Page) -> None:
     expect(bm25.locator(".hit").first).to_contain_text("Sylvania City")
     expect(panel.locator('.compare-col[data-mode="dense"]')).to_contain_text("bm25 only")
     shot(page, "console-corpus")
+
+
+@pytest.fixture(scope="module")
+def indexed_service(
+    model: ScriptedModelServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real FAISS index whose last indexing run skipped two files (served in bm25 mode:
+    the hash embedder it was built with is test-only)."""
+    tmp = tmp_path_factory.mktemp("console-index")
+    docs = tmp / "docs"
+    (docs / "scans").mkdir(parents=True)
+    (docs / "sylvania.md").write_text("# Sylvania City\n\nFounded in 1712.\n", encoding="utf-8")
+    (docs / "scans" / "page-1.tiff").write_bytes(b"II*\x00")
+    (docs / "empty.txt").write_text("\n", encoding="utf-8")
+    run_index_job([docs], tmp / "index", IndexConfig(), embedder=HashEmbedder())
+    settings = service_settings(
+        tmp, model.base_url, index_dir=tmp / "index", memory_passages=None,
+        retriever_mode="bm25",
+    )  # fmt: skip
+    with ThreadServer(settings) as srv:
+        yield srv.url
+
+
+def test_corpus_panel_lists_the_files_the_last_run_skipped(
+    browser: Browser, indexed_service: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(indexed_service + "/")
+    page.get_by_role("button", name="Corpus").click()
+    run = page.get_by_role("region", name="Last indexing run")
+    expect(run).to_contain_text("1 document read, 1 added")
+    expect(run).to_contain_text("published generation 1")
+    expect(run.locator("h4")).to_have_text("Skipped (2)")
+    items = run.locator(".skipped-item")
+    expect(items).to_have_count(2)
+    expect(items.locator(".skipped-source")).to_have_text(["empty.txt", "scans/page-1.tiff"])
+    expect(items.nth(0).locator(".skipped-reason")).to_contain_text("no text to index")
+    expect(items.nth(1).locator(".skipped-reason")).to_contain_text("unsupported file type .tiff")
+    expect(run).not_to_contain_text("null")  # the absent "and N more" line leaves nothing
+    shot(page, "console-corpus-skipped")
+    context.close()
 
 
 def test_page_weight_and_first_reasoning_latency(

@@ -1,11 +1,18 @@
 """The console's page and the read-only corpus routes, over real HTTP against a real FAISS
-index (built with the model-free hash embedder, served in bm25 mode so no model loads)."""
+index (built with the model-free hash embedder, served in bm25 mode so no model loads),
+and the console address `thinkrag serve` prints."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import queue
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
@@ -15,8 +22,10 @@ import pytest
 
 from agent.events import StopReason, reason_text
 from retrieval.disk.generation import open_index
+from retrieval.disk.layout import LAST_RUN_FILE
 from retrieval.indexing.job import run_index_job
 from retrieval.indexing.job_types import IndexConfig
+from retrieval.indexing.last_run import read_last_run
 from retrieval.search.retriever import FaissRetriever
 from retrieval.types import Passage
 from serving.http.routes.corpus import document_text
@@ -24,7 +33,7 @@ from serving.runtime import Components, build_components
 from serving.settings import Settings
 from testing.embedder import HashEmbedder
 from tests.console_support import app_server
-from tests.test_service_support import ThreadServer, service_settings
+from tests.test_service_support import REPO, ThreadServer, service_settings
 
 STATIC = Path(__file__).resolve().parents[1] / "serving" / "console" / "static"
 HISTORY = " ".join(
@@ -40,6 +49,8 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (docs / "towns").mkdir(parents=True)
     (docs / "towns" / "sylvania.md").write_text(f"# Sylvania City\n\n{HISTORY}\n", encoding="utf-8")
     (docs / "marmots.txt").write_text("Marmots hibernate for half the year.\n", encoding="utf-8")
+    (docs / "towns" / "map.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # skipped: unsupported
+    (docs / "blank.md").write_text("\n   \n", encoding="utf-8")  # skipped: no text
     index = root / "index"
     config = IndexConfig(max_tokens=48, overlap_tokens=12)
     run_index_job([docs], index, config, embedder=HashEmbedder())
@@ -68,6 +79,58 @@ def test_corpus_info_describes_the_published_generation(server: str) -> None:
     assert info["dim"] == 64
     assert info["factory"] and info["faiss_version"] and info["created_at"]
     assert info["chunking"] == {"max_tokens": 48, "overlap_tokens": 12}
+
+
+def test_corpus_info_lists_what_the_last_indexing_run_skipped(server: str) -> None:
+    run = httpx.get(f"{server}/v1/corpus").json()["last_run"]
+    assert run["published"] and run["generation"] == 1
+    assert (run["documents_read"], run["added"], run["removed"]) == (2, 2, 0)
+    assert run["finished_at"].endswith("+00:00")
+    reasons = {s["source"]: s["reason"] for s in run["skipped"]}
+    assert run["skipped_total"] == 2 and set(reasons) == {"blank.md", "towns/map.png"}
+    assert reasons["towns/map.png"].startswith("unsupported file type .png; supported: ")
+    assert "no text to index" in reasons["blank.md"]
+
+
+def test_last_run_is_none_without_a_readable_report(tmp_path: Path) -> None:
+    """An index built before the report was kept, or a damaged report, shows no last run
+    (and still serves): the report is informational."""
+    assert read_last_run(tmp_path) is None
+    (tmp_path / LAST_RUN_FILE).write_text('{"finished_at": "x", "report": {"gen', "utf-8")
+    assert read_last_run(tmp_path) is None
+
+
+def test_serve_prints_the_console_url_a_browser_opens(indexed: Path, tmp_path: Path) -> None:
+    """`thinkrag serve` (the real entry point, --port 0) prints where the console is, once
+    it accepts connections; that URL serves the page."""
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+        "THINKRAG_DB_PATH": str(tmp_path / "service.db"), "THINKRAG_RETRIEVER_MODE": "bm25",
+    }  # fmt: skip
+    args = ["serve", "--index", str(indexed), "--port", "0", "--model", "http://127.0.0.1:9/v1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from serving.cli import main; main()", *args,
+         "--skip-model-check"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()], daemon=True).start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any(x.startswith("Research console: ") for x in seen):
+            assert proc.poll() is None, "".join(seen)
+            assert time.monotonic() < deadline, "".join(seen)
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=1))
+        url = next(x for x in seen if x.startswith("Research console: ")).split(": ", 1)[1]
+        url = url.strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*/", url), url
+        page = httpx.get(url)
+        assert page.status_code == 200 and 'id="question"' in page.text
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_compare_runs_each_mode_the_server_can(server: str) -> None:

@@ -4,6 +4,7 @@ Layout of an index directory::
 
     INDEX/
       store.sqlite       documents, passages, vectors, job progress (WAL; the source of truth)
+      last-run.json      the last indexing run's report: counts, and each skipped file and why
       CURRENT            one line naming the published generation, e.g. ``gen-000003``
       gen-000003/        manifest.json, index.faiss, bm25/ (derived from the store)
       .staging-<pid>/    a generation being built; never read
@@ -29,6 +30,7 @@ from retrieval.errors import IndexNotFoundError, UnsafePathError
 
 STORE_FILE = "store.sqlite"
 CURRENT_FILE = "CURRENT"
+LAST_RUN_FILE = "last-run.json"
 MANIFEST_FILE = "manifest.json"
 FAISS_FILE = "index.faiss"
 BM25_DIR = "bm25"

@@ -39,6 +39,7 @@ from retrieval.errors import (
 )
 from retrieval.indexing.embedding import EmbedBackend, LocalBackend
 from retrieval.indexing.job_types import IndexConfig, IndexReport, JobProgress, NoProgress, Skipped
+from retrieval.indexing.last_run import write_last_run
 from retrieval.indexing.publish import publish_generation
 from retrieval.indexing.scan import check_config, scan
 from retrieval.types import Document, Embedder
@@ -142,7 +143,8 @@ def index_documents(
         finally:
             store.close()
             progress.close()
-    report.seconds = time.perf_counter() - started
+        report.seconds = time.perf_counter() - started
+        write_last_run(index_dir, report)  # still under the lock: the report of this run
     return report
 
 

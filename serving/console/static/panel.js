@@ -1,8 +1,9 @@
 // The side panel: a cited passage in its neighbourhood with the cited span marked, the
-// whole document, and the corpus view with a search playground.
+// whole document, and the corpus view (with the last indexing run's skipped files) and a
+// search playground.
 
 import { call } from "./api.js";
-import { h, clear, marked, fmtScore, $ } from "./dom.js";
+import { h, clear, marked, fmtScore, fmtTime, $ } from "./dom.js";
 
 const panel = () => $("#panel");
 const body = () => $("#panel-body");
@@ -114,12 +115,36 @@ export async function showCorpus(trigger) {
       h("label", { for: "play-q", class: "sr-only" }, "Search query"), input,
       h("label", { class: "small" }, "k ", k),
       h("button", { type: "submit", class: "btn primary" }, "Search"));
-    clear(body()).append(dl, h("h3", {}, "Search playground"),
+    clear(body()).append(dl, lastRun(info.last_run) || "", h("h3", {}, "Search playground"),
       h("p", { class: "muted small" }, "One query through dense, bm25 and hybrid search side by side; the served mode is what the agent's search tool uses."),
       form, results);
   } catch (err) {
     showError(err);
   }
+}
+
+// The last `thinkrag index` run: its counts, and each file it skipped with the reason.
+function lastRun(run) {
+  if (!run) return null;
+  const verdict = run.published ? `published generation ${run.generation}` : `generation ${run.generation} unchanged`;
+  const section = h("section", { class: "last-run", "aria-label": "Last indexing run" },
+    h("h3", {}, "Last indexing run"),
+    h("p", { class: "small" }, `${fmtTime(run.finished_at) || run.finished_at}: ${run.documents_read} document${run.documents_read === 1 ? "" : "s"} read, ` +
+      `${run.added} added, ${run.updated} updated, ${run.removed} removed, ${run.unchanged} unchanged; ${verdict}.`));
+  if (run.skipped_total === 0) {
+    section.append(h("p", { class: "small muted" }, "No files were skipped."));
+    return section;
+  }
+  const list = h("ul", { class: "skipped-list" });
+  for (const s of run.skipped) {
+    list.append(h("li", { class: "skipped-item" },
+      h("span", { class: "mono skipped-source" }, s.source),
+      h("span", { class: "small skipped-reason" }, s.reason)));
+  }
+  const more = run.skipped_total - run.skipped.length;
+  section.append(h("h4", { class: "small" }, `Skipped (${run.skipped_total})`), list,
+    more > 0 ? h("p", { class: "small muted" }, `and ${more} more: see last-run.json in the index directory.`) : "");
+  return section;
 }
 
 async function playground(query, k, out) {

@@ -1,9 +1,10 @@
 """Read-only corpus endpoints the console (and curl) use to show what a citation points at.
 
-`GET /v1/corpus` says what is indexed; `GET /v1/passages/{id}` gives one passage with its
-neighbours (what the agent's `open` tool reads); `GET /v1/documents/{doc_id}` gives a whole
-document, its text rebuilt from the passages at their character offsets so a citation's
-`start`/`end` index into it directly. All sit behind the same keys as the rest of the API.
+`GET /v1/corpus` says what is indexed, and what the last indexing run skipped and why;
+`GET /v1/passages/{id}` gives one passage with its neighbours (what the agent's `open`
+tool reads); `GET /v1/documents/{doc_id}` gives a whole document, its text rebuilt from
+the passages at their character offsets so a citation's `start`/`end` index into it
+directly. All sit behind the same keys as the rest of the API.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 import copy
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrieval.indexing.job_types import Skipped
 from retrieval.types import Hit, Passage, Retriever
 from serving.http.errors import NotFoundError
 from serving.http.routes.deps import principal, services
@@ -42,6 +45,24 @@ class PassageOut(BaseModel):
         )  # fmt: skip
 
 
+SKIPPED_SHOWN = 200
+
+
+class LastRunOut(BaseModel):
+    """The last `thinkrag index` run over this index (it may have published nothing)."""
+
+    finished_at: str
+    generation: int
+    published: bool
+    documents_read: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    skipped: list[Skipped] = Field(description=f"The first {SKIPPED_SHOWN}, in walk order.")
+    skipped_total: int
+
+
 class CorpusInfo(BaseModel):
     """What the service searches. Index fields are None for in-memory passages."""
 
@@ -59,6 +80,8 @@ class CorpusInfo(BaseModel):
     faiss_version: str | None = None
     created_at: str | None = None
     chunking: dict[str, int] | None = None
+    last_run: LastRunOut | None = None  # None: in-memory passages, or an index built before
+    # the report was kept
 
 
 class PassageView(BaseModel):
@@ -116,18 +139,34 @@ def _mode_view(retriever: Retriever, mode: SearchMode) -> Retriever | str:
     return f"{mode} search needs a FAISS index; in-memory passages are searched with bm25 only"
 
 
-def corpus_info(retriever: Retriever, label: str) -> CorpusInfo:
+def last_run_out(index_dir: Path) -> LastRunOut | None:
+    from retrieval.indexing.last_run import read_last_run
+
+    last = read_last_run(index_dir)
+    if last is None:
+        return None
+    r = last.report
+    return LastRunOut(
+        finished_at=last.finished_at, generation=r.generation, published=r.published,
+        documents_read=r.documents_read, added=r.added, updated=r.updated, removed=r.removed,
+        unchanged=r.unchanged, skipped=r.skipped[:SKIPPED_SHOWN],
+        skipped_total=len(r.skipped),
+    )  # fmt: skip
+
+
+def corpus_info(retriever: Retriever, label: str, *, with_last_run: bool = False) -> CorpusInfo:
     from retrieval.search.memory import InMemoryRetriever
     from retrieval.search.retriever import FaissRetriever
 
     if isinstance(retriever, FaissRetriever):
         m = retriever.reader.manifest
+        last = last_run_out(retriever.reader.index_dir) if with_last_run else None
         return CorpusInfo(
             label=label, kind="index", mode=retriever.mode, generation=m.generation,
             documents=m.documents, passages=m.passages, embedder_id=m.embedder_id,
             embedder_spec=m.embedder_spec, dim=m.dim, factory=m.factory, metric=m.metric,
             faiss_version=m.faiss_version, created_at=m.created_at,
-            chunking=m.chunking.model_dump(),
+            chunking=m.chunking.model_dump(), last_run=last,
         )  # fmt: skip
     if isinstance(retriever, InMemoryRetriever):
         return CorpusInfo(label=label, kind="memory", mode="bm25")
@@ -148,7 +187,8 @@ def document_text(passages: Sequence[Passage]) -> str:
 @router.get("/v1/corpus", response_model=CorpusInfo)
 async def corpus(request: Request) -> CorpusInfo:
     svc = services(request)
-    return corpus_info(svc.components.retriever, svc.components.index_label)
+    retriever, label = svc.components.retriever, svc.components.index_label
+    return await asyncio.to_thread(corpus_info, retriever, label, with_last_run=True)
 
 
 @router.post("/v1/corpus/compare", response_model=CompareResponse)
