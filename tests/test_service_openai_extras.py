@@ -1,5 +1,6 @@
 """OpenAI-compatible extras through the official `openai` client against a real server:
-parameters we cannot honour are refused by name, and `GET /v1/models/{id}`."""
+parameters we cannot honour are refused by name, and `GET /v1/models/{id}` (JSON answer
+formats, now honoured, are in tests/test_service_openai_formats.py)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,7 @@ REFUSED: list[tuple[str, dict[str, Any]]] = [
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
     ),
     ("tool_choice", {"tool_choice": "required"}),
-    ("response_format", {"response_format": {"type": "json_object"}}),
-    (
-        "response_format",
-        {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}},
-    ),
+    ("web_search_options", {"web_search_options": {"search_context_size": "low"}}),
     ("stop", {"stop": ["\n"]}),
     ("logprobs", {"logprobs": True}),
     ("top_logprobs", {"top_logprobs": 3}),

@@ -1,8 +1,8 @@
 """Refusing, by name, request parameters the agent cannot honour.
 
 The compatibility APIs ignore fields they do not know (see `serving.http.wire`), but a
-field a client sends *expecting an effect* (user tools, a JSON answer format, stop
-sequences, log-probabilities, a human-in-the-loop pause...) must not be dropped: the
+field a client sends *expecting an effect* (user tools, stop sequences,
+log-probabilities, a background response, a human-in-the-loop pause...) must not be dropped: the
 client would take the answer as one that honoured it. Each such field, when set to
 anything but its neutral value, gets a 400 that names it and says what to do instead.
 """
@@ -10,6 +10,7 @@ anything but its neutral value, gets a 400 that names it and says what to do ins
 from __future__ import annotations
 
 from serving.http.errors import BadRequestError
+from serving.http.responses_wire import ResponseCreate
 from serving.http.wire import ChatCompletionRequest, RunCreate, ThreadSearch
 
 
@@ -32,12 +33,6 @@ def check_chat_request(body: ChatCompletionRequest) -> None:
         value = getattr(body, name)
         if _set(value) and value not in ("none", "auto"):
             raise _refuse(name, f"{agent}; remove `{name}`")
-    fmt = body.response_format
-    if _set(fmt) and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
-        raise _refuse(
-            "response_format",
-            "the answer is cited prose; remove it or send {'type': 'text'}",
-        )
     if _set(body.stop):
         raise _refuse("stop", "the answer always runs to its end with its sources; remove it")
     if body.logprobs or (body.top_logprobs or 0) > 0:
@@ -55,6 +50,10 @@ def check_chat_request(body: ChatCompletionRequest) -> None:
         )
     if _set(body.prediction):
         raise _refuse("prediction", "remove it")
+    if _set(body.web_search_options):
+        raise _refuse(
+            "web_search_options", "the agent searches your documents, not the web; remove it"
+        )
     for i, message in enumerate(body.messages):
         if isinstance(message.content, list):
             for j, part in enumerate(message.content):
@@ -93,3 +92,58 @@ def check_thread_search(body: ThreadSearch) -> None:
     for name in ("select", "extract"):
         if _set(getattr(body, name)):
             raise _refuse(name, "whole threads are returned; remove it")
+
+
+# What `include` may ask for: search results are always included, so asking is honoured.
+_INCLUDABLE = frozenset({"file_search_call.results"})
+
+
+def check_response_create(body: ResponseCreate) -> None:
+    """400 for the first Responses API parameter this service would otherwise ignore."""
+    agent = "the research agent chooses and runs its own tools"
+    if _set(body.tools):
+        raise _refuse(
+            "tools", f"{agent}; remove `tools` (to use your own tools, call a plain model)"
+        )
+    if _set(body.tool_choice) and body.tool_choice not in ("none", "auto"):
+        raise _refuse("tool_choice", f"{agent}; remove `tool_choice` or send 'auto'")
+    if body.background:
+        raise _refuse(
+            "background",
+            "a response runs while its request is open; send stream=true to follow it, and "
+            "GET /v1/responses/{id} reads it afterwards",
+        )
+    if _set(body.include):
+        asked = body.include if isinstance(body.include, list) else [body.include]
+        for i, value in enumerate(asked):
+            if value not in _INCLUDABLE:
+                raise _refuse(
+                    f"include[{i}]",
+                    f"{value!r} cannot be included (search results always are); remove it",
+                )
+    if body.max_output_tokens is not None:
+        raise _refuse(
+            "max_output_tokens",
+            "the answer is written over several model calls and always runs to its end; "
+            "limit the run with extra_body={'thinkrag': {'max_total_tokens': N}} instead",
+        )
+    if (body.top_logprobs or 0) > 0:
+        raise _refuse("top_logprobs", "the answer is composed over several model calls; remove it")
+    if _set(body.conversation):
+        raise _refuse("conversation", "conversations are threads here: send previous_response_id")
+    if _set(body.prompt):
+        raise _refuse("prompt", "stored prompt templates do not exist here; send `input` text")
+    for i, item in enumerate(body.items()):
+        if item.type != "message":
+            raise _refuse(
+                f"input[{i}].type",
+                f"only message items are read, not {item.type!r}; send the text as a message "
+                "(earlier turns continue with previous_response_id)",
+            )
+        if isinstance(item.content, list):
+            for j, part in enumerate(item.content):
+                if part.type not in ("input_text", "output_text"):
+                    raise _refuse(
+                        f"input[{i}].content[{j}].type",
+                        f"only text parts are read, not {part.type!r}; send the text instead",
+                    )

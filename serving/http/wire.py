@@ -108,7 +108,8 @@ class ChatCompletionRequest(CompatModel):
     tool_choice: Unhonoured = None
     functions: Unhonoured = None
     function_call: Unhonoured = None
-    response_format: Unhonoured = None
+    # A JSON answer format (`serving.http.answer_format`); checked there.
+    response_format: JsonObject | None = None
     stop: Unhonoured = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
@@ -116,6 +117,7 @@ class ChatCompletionRequest(CompatModel):
     audio: Unhonoured = None
     modalities: Unhonoured = None
     prediction: Unhonoured = None
+    web_search_options: Unhonoured = None
     # thinkrag extension (send with the OpenAI SDK's `extra_body={"thinkrag": {...}}`).
     thinkrag: RunBudget | None = None
 

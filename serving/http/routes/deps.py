@@ -10,7 +10,7 @@ from fastapi import Path, Request
 from pydantic import AfterValidator
 
 from serving.http.auth import Principal
-from serving.http.errors import ConflictError, RateLimitedError
+from serving.http.errors import ConflictError, NotFoundError, RateLimitedError
 from serving.http.run_store import RunRecord, ThreadRecord
 from serving.http.textcheck import ID_MAX_LENGTH
 from serving.http.wire import valid_thread_id
@@ -67,3 +67,13 @@ def thread_id_taken(thread_id: str) -> ConflictError:
     return ConflictError(
         f"thread id {thread_id} is already taken; pick another id or let the server choose one"
     )
+
+
+def check_model(svc: Services, model: str) -> None:
+    """404 naming the one model the OpenAI-compatible routes serve (the research agent)."""
+    if model != svc.settings.assistant_name:
+        raise NotFoundError(
+            f"model {model!r} does not exist here; use {svc.settings.assistant_name!r} "
+            "(GET /v1/models lists it)",
+            param="model",
+        )
