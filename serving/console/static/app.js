@@ -168,10 +168,10 @@ async function follow(run, epoch) {
   try {
     const end = await followRun(run.run_id, (name, ev) => {
       if (name === "run_started") { clear(view.question).append(ev.question); return; }
-      if (name === "reasoning_delta" && first) { first = false; performance.mark("thinkrag:first-reasoning"); }
       const box = $("#conversation");
       const following = box.scrollTop + box.clientHeight >= box.scrollHeight - 80; // reader at the bottom
       view.apply(name, ev);
+      if (name === "reasoning_delta" && first) { first = false; performance.mark("thinkrag:first-reasoning"); } // in the DOM
       if (live && following) view.el.scrollIntoView({ block: "end" });
     }, { signal: abort.signal, onReconnect: () => status("Connection lost; reconnecting…") });
     view.end(end ? end.status : ""); // null: we stopped following (another thread opened)
