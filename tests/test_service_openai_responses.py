@@ -323,3 +323,21 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.responses.create(model="gpt-5", input=ASK)
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "model"
+
+
+def test_input_items_list_the_messages_sent(client: openai.OpenAI) -> None:
+    response = client.responses.create(
+        model=MODEL,
+        instructions="Be brief.",
+        input=[
+            {"role": "user", "content": "Hello."},
+            {"role": "assistant", "content": "Hi, what would you like to know?"},
+            {"role": "user", "content": ASK},
+        ],
+    )
+    items = client.responses.input_items.list(response.id)
+    texts = [item.content[0].text for item in items.data]  # type: ignore[union-attr]
+    assert texts == [ASK, "Hi, what would you like to know?", "Hello."]  # newest first
+    assert [item.role for item in items.data] == ["user", "assistant", "user"]  # type: ignore[union-attr]
+    oldest = client.responses.input_items.list(response.id, order="asc", limit=1)
+    assert oldest.has_more and oldest.data[0].content[0].text == "Hello."  # type: ignore[union-attr]

@@ -253,3 +253,24 @@ class DeletedResponse(WireModel):
     id: str
     object: Literal["response"] = "response"
     deleted: bool = True
+
+
+class InputText(WireModel):
+    type: Literal["input_text"] = "input_text"
+    text: str
+
+
+class InputMessageOut(WireModel):
+    type: Literal["message"] = "message"
+    id: str
+    role: Literal["user", "assistant", "system", "developer"]
+    status: Literal["completed"] = "completed"
+    content: list[InputText]
+
+
+class InputItemList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[InputMessageOut]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool

@@ -16,8 +16,9 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from agent.events import parse_event
 from serving.http.answer_format import AnswerFormat, Shaped, shape_answer
@@ -28,6 +29,9 @@ from serving.http.research import compose_question
 from serving.http.response_builder import ResponseBuilder
 from serving.http.responses_wire import (
     DeletedResponse,
+    InputItemList,
+    InputMessageOut,
+    InputText,
     MessageItem,
     ResponseCreate,
     ResponseObject,
@@ -249,6 +253,39 @@ async def _stored_events(svc: Services, run_id: str) -> AsyncIterator[str]:
             if row.kind == "agent":
                 yield row.data
             cursor = row.seq
+
+
+@router.get("/responses/{response_id}/input_items", response_model=InputItemList)
+async def list_input_items(
+    response_id: str,
+    request: Request,
+    who: Principal = Depends(principal),
+    limit: int = Query(20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> InputItemList:
+    """The response's input messages (instructions are not input items, as on OpenAI)."""
+    svc = services(request)
+    record = _visible(svc, who, response_id, None)
+    req = StoredRequest.model_validate(record.request)
+    turns = req.turns[1:] if req.instructions else req.turns
+    key = record.response_id.removeprefix("resp_")
+    items = [
+        InputMessageOut(id=f"msg_{key}in{i:03d}", role=role, content=[InputText(text=text)])  # type: ignore[arg-type]
+        for i, (role, text) in enumerate(turns)
+    ]
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [item.id for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[:limit]
+    return InputItemList(
+        data=page,
+        first_id=page[0].id if page else None,
+        last_id=page[-1].id if page else None,
+        has_more=len(items) > limit,
+    )
 
 
 @router.delete("/responses/{response_id}", response_model=DeletedResponse)
