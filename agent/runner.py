@@ -10,6 +10,7 @@ completed step, and a thread id carries a conversation across questions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from agent.llm.types import Message, ReasoningModel
 from agent.postgres_checkpoints import PostgresCheckpoints
 from agent.state import STATE_TYPES, RunResult
 from agent.tools.base import Tool
+from agent.tools.journal import SqliteToolJournal, ToolJournal
 from retrieval.types import Retriever
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ class ResearchAgent:
         self._conn: Any = None
         self._saver: Any = None
         self._postgres: PostgresCheckpoints | None = None
+        self._journal: ToolJournal | None = None
         self._compile_lock: asyncio.Lock | None = None
 
     async def _compiled(self) -> Any:
@@ -116,7 +119,11 @@ class ResearchAgent:
         saver = AsyncSqliteSaver(self._conn, serde=serde)
         await saver.setup()
         self._saver = saver
-        return build_graph(self._deps).compile(checkpointer=saver)
+        journal = SqliteToolJournal(self._conn, saver.lock)
+        await journal.setup()
+        self._journal = journal
+        deps = dataclasses.replace(self._deps, journal=journal)
+        return build_graph(deps).compile(checkpointer=saver)
 
     def _config(self, thread_id: str, budgets: Budgets, deadline: float) -> dict[str, Any]:
         return {
@@ -150,7 +157,7 @@ class ResearchAgent:
         config = self._config(thread_id, budgets, deadline)
         async for event in self._drive(graph, state_in, config, run_id):
             if isinstance(event, RunFinished):
-                await self._prune(thread_id)
+                await self._prune(thread_id, run_id)
             yield event
 
     async def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]:
@@ -187,12 +194,15 @@ class ResearchAgent:
         config = self._config(thread_id, budgets, stored_deadline(values))
         async for event in self._drive(graph, None, config, run_id):
             if isinstance(event, RunFinished):
-                await self._prune(thread_id)
+                await self._prune(thread_id, run_id)
             yield event
 
-    async def _prune(self, thread_id: str) -> None:
-        """Keep only the thread's latest checkpoint (the saver's own prune is not
-        implemented for SQLite in this LangGraph version)."""
+    async def _prune(self, thread_id: str, run_id: str) -> None:
+        """Drop the finished run's tool journal and keep only the thread's latest
+        checkpoint (the saver's own prune is not implemented for SQLite in this LangGraph
+        version)."""
+        if self._journal is not None:
+            await self._journal.forget_run(thread_id, run_id)
         if self.keep_checkpoint_history or self._saver is None:
             return
         if self._postgres is not None:
@@ -262,3 +272,4 @@ class ResearchAgent:
             await self._conn.close()
             self._conn = None
             self._graph = None
+            self._journal = None

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from langchain_core.runnables import RunnableConfig
+
 from agent.context import estimate_tokens, truncate_to_tokens
 from agent.events import HitInfo, ToolCallEvent, ToolResultEvent
-from agent.nodes.common import NodeDeps, emit, tool_context
+from agent.nodes.common import NodeDeps, emit, thread_of, tool_context
 from agent.state import AgentState, StateUpdate, ToolCallRecord, ToolResultRecord
 from agent.tools.base import ToolContext, ToolOutput, finish
 
@@ -21,9 +23,15 @@ async def run_calls(
     state: AgentState,
     calls: Sequence[ToolCallRecord],
     ctx: ToolContext,
+    *,
+    thread_id: str,
 ) -> list[ToolResultRecord]:
-    """Execute `calls`, emit their events, and return results in call order."""
+    """Execute `calls`, emit their events, and return results in call order.
+
+    Each outcome goes to the journal as soon as its tool returns; a step re-run after a
+    crash takes the recorded outcome instead of calling the tool again."""
     run_id, step = state.run_id, state.step
+    journal = deps.journal
     budget_left = state.budgets.max_tool_calls - state.tool_calls_used
     semaphore = asyncio.Semaphore(deps.config.parallel_tool_cap)
     for call in calls:
@@ -38,8 +46,15 @@ async def run_calls(
             return ToolResultRecord.failed(
                 call, "budget", "the tool-call budget is used up; answer now."
             )
+        if journal is not None:
+            kept = await journal.recall(thread_id, run_id, step, call.id)
+            if kept is not None:
+                return kept
         async with semaphore:
-            return await deps.toolbox.execute(call, ctx)
+            outcome = await deps.toolbox.execute(call, ctx)
+        if journal is not None:
+            await journal.record(thread_id, run_id, step, call.id, outcome)
+        return outcome
 
     outcomes = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
     results: list[ToolResultRecord] = []
@@ -86,9 +101,9 @@ def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord])
 def make_act(deps: NodeDeps):
     condense = deps.config.condense
 
-    async def act(state: AgentState) -> StateUpdate:
+    async def act(state: AgentState, config: RunnableConfig) -> StateUpdate:
         ctx = tool_context(deps, state, widen=condense)
-        results = await run_calls(deps, state, state.pending, ctx)
+        results = await run_calls(deps, state, state.pending, ctx, thread_id=thread_of(config))
         update = commit(state, ctx, results)
         limit = deps.config.condense_min_tokens
         if condense and any(estimate_tokens(r.observation) > limit for r in results):

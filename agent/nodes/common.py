@@ -17,6 +17,7 @@ from agent.llm.types import ReasoningModel
 from agent.prompts import Prompts
 from agent.state import AgentState
 from agent.tools.base import ToolBox, ToolContext
+from agent.tools.journal import ToolJournal
 from retrieval.types import Retriever
 
 
@@ -28,6 +29,7 @@ class NodeDeps:
     toolbox: ToolBox
     protocol: ActionProtocol
     prompts: Prompts
+    journal: ToolJournal | None = None  # tool outcomes by call id (set by the runner)
 
 
 def emit(event: Event) -> None:
@@ -39,6 +41,10 @@ def emit(event: Event) -> None:
     except RuntimeError:
         return
     writer(event)
+
+
+def thread_of(config: RunnableConfig) -> str:
+    return str((config.get("configurable") or {}).get("thread_id", ""))
 
 
 def deadline_at(config: RunnableConfig) -> float:

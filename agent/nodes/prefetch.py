@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 
+from langchain_core.runnables import RunnableConfig
+
 from agent.nodes.act import commit, run_calls
-from agent.nodes.common import NodeDeps, tool_context
+from agent.nodes.common import NodeDeps, thread_of, tool_context
 from agent.state import AgentState, StateUpdate, ToolCallRecord
 
 
 def make_prefetch(deps: NodeDeps):
-    async def prefetch(state: AgentState) -> StateUpdate:
+    async def prefetch(state: AgentState, config: RunnableConfig) -> StateUpdate:
         ctx = tool_context(deps, state)
         if deps.config.multihop_first and not deps.config.multihop_search:
             from retrieval.search.multihop import MultiHopRetriever
@@ -24,7 +26,7 @@ def make_prefetch(deps: NodeDeps):
             name="search",
             arguments=json.dumps({"query": question[:300]}, ensure_ascii=False),
         )
-        results = await run_calls(deps, state, [call], ctx)
+        results = await run_calls(deps, state, [call], ctx, thread_id=thread_of(config))
         update = commit(state, ctx, results)
         current = state.merged(update)
         update.update(deps.protocol.record_actions(current, [call]))
