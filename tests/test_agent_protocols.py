@@ -6,7 +6,7 @@ import itertools
 import json
 from collections.abc import Callable
 
-from agent.actions.tags import BEGIN_RESULT, END_QUERY, END_RESULT
+from agent.actions.tags import BEGIN_RESULT, BEGIN_TOOL, END_QUERY, END_RESULT, END_TOOL
 from agent.config import AgentConfig
 from agent.context import estimate_tokens
 from agent.events import RunError, ToolResultEvent
@@ -106,7 +106,8 @@ async def test_tags_protocol_grows_one_prompt(scripted_model: Factory) -> None:
     assert done.tool_calls == 2
     bodies = [r.body for r in server.requests]
     assert all(r.endpoint == "/v1/completions" for r in server.requests)
-    assert all(b["stop"] == [END_QUERY] and b["include_stop_str_in_output"] for b in bodies)
+    stops = [END_QUERY, END_TOOL]  # the default toolbox has tools besides search (open, ...)
+    assert all(b["stop"] == stops and b["include_stop_str_in_output"] for b in bodies)
     p1, p2, p3 = (b["prompt"] for b in bodies)
     assert QUESTION in p1 and p1.endswith("<|im_start|>assistant\n")
     # Each prompt is the previous prompt + the model's text (cut at the stop) + results.
@@ -117,6 +118,32 @@ async def test_tags_protocol_grows_one_prompt(scripted_model: Factory) -> None:
     assert "[4] Sylvania City" in p3
     reasoning = "".join(e.text for e in events if e.type == "reasoning_delta")
     assert "I need the capital." in reasoning and "So the answer is the Brill." in reasoning
+
+
+async def test_tags_tool_call_runs_other_tools_and_a_bad_one_is_nudged(
+    scripted_model: Factory,
+) -> None:
+    """Tools besides search are offered with their schemas and called with the tool-call
+    tag; a call that is not JSON becomes a nudge the model sees, not a failed run."""
+    calc = json.dumps({"name": "calculator", "arguments": {"expression": "6*7"}})
+    server = scripted_model(
+        [
+            ScriptedTurn(text=f"<think>Compute it.{BEGIN_TOOL}{{oops{END_TOOL}"),
+            ScriptedTurn(text=f"Again.{BEGIN_TOOL}{calc}{END_TOOL}"),
+            ScriptedTurn(text="Got 42.</think>It is 42."),
+        ]
+    )
+    agent = make_agent(server.base_url, AgentConfig(protocol="tags", top_k=2))
+    events = await collect(agent.run("What is 6*7?", thread_id="t", run_id="r"))
+    await agent.aclose()
+    assert finished(events).answer == "It is 42."
+    (result,) = [e for e in events if isinstance(e, ToolResultEvent)]
+    assert result.name == "calculator" and result.ok and "42" in result.observation
+    p1, p2, p3 = (r.body["prompt"] for r in server.requests)
+    assert "- calculator: " in p1 and '"expression"' in p1  # offered with its schema
+    assert "the tool call is not JSON" in p2  # the nudge
+    assert p3.startswith(p2 + f"Again.{BEGIN_TOOL}{calc}{END_TOOL}")
+    assert f"{END_TOOL}\n\n{BEGIN_RESULT}\n" in p3
 
 
 def _assert_prefix_stable(bodies: list[dict]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from agent.actions.tags import BEGIN_RESULT, BEGIN_TOOL, END_QUERY, END_TOOL
 from agent.config import AgentConfig
 from agent.events import ToolResultEvent
 from agent.graph import default_tools
@@ -69,7 +70,7 @@ def test_start_up_reports_broken_servers_and_offers_the_rest(hub: McpHub) -> Non
     assert "'broken-silent' did not start within 3 s" in joined
 
 
-@pytest.mark.parametrize("protocol", ["tools", "json"])
+@pytest.mark.parametrize("protocol", ["tools", "json", "tags"])
 async def test_agent_calls_the_time_server_and_cites_it(
     hub: McpHub, scripted_model: Factory, protocol: str
 ) -> None:
@@ -77,6 +78,12 @@ async def test_agent_calls_the_time_server_and_cites_it(
     if protocol == "tools":
         first = ScriptedTurn(tool_calls=(call("time__get_current_time", timezone="UTC"),))
         answer = ScriptedTurn(content="It is Wednesday or later in UTC [1].")
+    elif protocol == "tags":  # one growing raw prompt; the call is a tool-call tag
+        request = {"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}
+        first = ScriptedTurn(
+            text=f"<think>I need the time.{BEGIN_TOOL}{json.dumps(request)}{END_TOOL}unseen"
+        )
+        answer = ScriptedTurn(text="The clock said so.</think>It is late in UTC [1].")
     else:
         action = {"action": "time__get_current_time", "timezone": "UTC"}
         first = ScriptedTurn(content=json.dumps(action))
@@ -100,6 +107,13 @@ async def test_agent_calls_the_time_server_and_cites_it(
     # the tool was offered with the server's own schema
     body = json.dumps(model.requests[0].body)
     assert "time__get_current_time" in body and "IANA timezone name" in body
+    if protocol == "tags":
+        first_prompt, second_prompt = (r.body["prompt"] for r in model.requests)
+        assert model.requests[0].body["stop"] == [END_QUERY, END_TOOL]
+        # the next prompt continues the same text: the call (cut at its end tag), the result
+        assert second_prompt.startswith(first_prompt + "<think>I need the time.")
+        assert "unseen" not in second_prompt
+        assert f"{END_TOOL}\n\n{BEGIN_RESULT}\n[1] time.get_current_time" in second_prompt
 
 
 async def test_bad_arguments_are_checked_against_the_servers_schema(

@@ -3,6 +3,11 @@
 The model writes `<|begin_search_query|>q<|end_search_query|>`; generation stops on the
 end tag (kept in the output), we append the results between result tags and continue
 the same text. The prompt only ever grows, which vLLM's prefix cache rewards.
+
+Search is the tag such models were trained on; every other tool in the toolbox (open,
+calculator, MCP servers' tools) is offered in the system prompt with its JSON schema and
+called as `<|begin_tool_call|>{"name": ..., "arguments": {...}}<|end_tool_call|>`, so
+a tags model can use the same tools as the other protocols.
 """
 
 from __future__ import annotations
@@ -23,18 +28,41 @@ BEGIN_QUERY = "<|begin_search_query|>"
 END_QUERY = "<|end_search_query|>"
 BEGIN_RESULT = "<|begin_search_result|>"
 END_RESULT = "<|end_search_result|>"
+BEGIN_TOOL = "<|begin_tool_call|>"
+END_TOOL = "<|end_tool_call|>"
 
 
 class TagsProtocol:
     def __init__(self, deps: ProtocolDeps) -> None:
         self.deps = deps
         self.config = deps.config
+        self.other_tools = [n for n in deps.toolbox.names() if n != "search"]
+
+    def tools_text(self) -> str:
+        """The tool-call paragraph of the system prompt ("" when search is the only tool)."""
+        if not self.other_tools:
+            return ""
+        box = self.deps.toolbox
+        lines = [
+            f"\nOther tools: to call one, write {BEGIN_TOOL}"
+            '{"name": "<tool>", "arguments": {...}}'
+            f"{END_TOOL} and stop. Its result appears between {BEGIN_RESULT} and "
+            f"{END_RESULT}, like a search's. The tools, with their arguments as JSON schema:"
+        ]
+        for name in self.other_tools:
+            schema = box.schema(name)
+            args = json.dumps(
+                {k: schema.get(k) for k in ("properties", "required") if schema.get(k)},
+                ensure_ascii=False,
+            )
+            lines.append(f"- {name}: {box.tools[name].description} Arguments: {args}")
+        return "\n".join(lines)
 
     def begin(self, state: AgentState, question: str) -> StateUpdate:
         prompts = self.deps.prompts
         text = state.prompt_text
         if not text:
-            system = prompts.system("")
+            system = prompts.system(self.tools_text())
             text = fill(prompts.slot("tags_template"), system=system, question=question) + "\n"
         else:
             text += fill(prompts.slot("tags_followup"), question=question) + "\n"
@@ -64,11 +92,15 @@ class TagsProtocol:
         """Buffered (`live` unused): one non-streamed completion whose answer part is
         known only once the text is split."""
         prompt = state.prompt_text
-        stops = [END_QUERY] if limits.allow_tools else []
+        stops = [END_QUERY, END_TOOL] if self.other_tools else [END_QUERY]
+        if not limits.allow_tools:
+            stops = []
         result = await self._complete(prompt, limits, stops)
         text = result.text
         usage = result.usage
         update: StateUpdate = {"prompt_text": prompt + text}
+        if self.other_tools and (text.endswith(END_TOOL) or result.stop_reason == END_TOOL):
+            return self._tool_call(state, text, usage, emit), update
         if text.endswith(END_QUERY) or result.stop_reason == END_QUERY:
             body = text.removesuffix(END_QUERY)
             start = body.rfind(BEGIN_QUERY)
@@ -98,11 +130,39 @@ class TagsProtocol:
             return ModelTurn(reasoning, text, usage=usage, note="empty"), update
         return ModelTurn(reasoning, answer, answer=AnswerDraft(text=answer), usage=usage), update
 
+    def _tool_call(self, state: AgentState, text: str, usage: Usage, emit: EmitText) -> ModelTurn:
+        """A turn that stopped on the tool-call end tag: its JSON call, or why it is none."""
+        body = text.removesuffix(END_TOOL)
+        start = body.rfind(BEGIN_TOOL)
+        reasoning = body[:start] if start >= 0 else body
+        if reasoning:
+            emit(reasoning)
+        if start < 0:
+            note = f"invalid_action: write {BEGIN_TOOL} before the tool call"
+            return ModelTurn(reasoning, text, usage=usage, note=note)
+        try:
+            value = json.loads(body[start + len(BEGIN_TOOL) :])
+        except json.JSONDecodeError as exc:
+            note = f"invalid_action: the tool call is not JSON ({exc.msg})"
+            return ModelTurn(reasoning, text, usage=usage, note=note)
+        name = value.get("name") if isinstance(value, dict) else None
+        args = value.get("arguments", {}) if isinstance(value, dict) else None
+        if not isinstance(name, str) or not isinstance(args, dict):
+            note = 'invalid_action: a tool call is {"name": "<tool>", "arguments": {...}}'
+            return ModelTurn(reasoning, text, usage=usage, note=note)
+        arguments = json.dumps(args, ensure_ascii=False)
+        call = ToolCallRecord(id=f"tool-{state.step}", name=name, arguments=arguments)
+        return ModelTurn(reasoning, text, (call,), usage=usage)
+
     def record_actions(self, state: AgentState, actions: Sequence[ToolCallRecord]) -> StateUpdate:
         text = state.prompt_text
         for a in actions:
-            query = json.loads(a.arguments or "{}").get("query", "")
-            text += f"{BEGIN_QUERY}{query}{END_QUERY}"
+            args = json.loads(a.arguments or "{}")
+            if a.name == "search":
+                text += f"{BEGIN_QUERY}{args.get('query', '')}{END_QUERY}"
+            else:
+                call = json.dumps({"name": a.name, "arguments": args}, ensure_ascii=False)
+                text += f"{BEGIN_TOOL}{call}{END_TOOL}"
         return {"prompt_text": text}
 
     def observe(self, state: AgentState, results: Sequence[ToolResultRecord]) -> StateUpdate:
