@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.indexes",
+    "tests.fixtures.postgres",
     "tests.fixtures.scripted_model",
     "tests.fixtures.vllm_server",
 ]

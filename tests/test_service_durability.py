@@ -19,11 +19,13 @@ from tests.test_service_support import (
     research_turn,
     service_settings,
     sse_events,
+    store_config,
     write_config,
     write_passages,
 )
 
-pytestmark = pytest.mark.slow
+# Each test runs on the SQLite store and on Postgres (tests/fixtures/postgres.py).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("store_backend")]
 Q = {"question": "What is the capital of Freedonia?"}
 
 
@@ -57,6 +59,7 @@ def test_sigkill_mid_run_then_restart_resumes_and_rejoin_is_exact(
         "memory_passages": write_passages(tmp_path / "passages.jsonl"),
         "model_url": model.base_url, "model_name": "scripted",
         "db_path": tmp_path / "service.db", "top_k": 2, "sse_keepalive_seconds": 1.0,
+        **store_config(),
     })  # fmt: skip
     server = ProcessServer(config, free_port())
     server.start()

@@ -20,6 +20,9 @@ from tests.test_service_support import (
     sse_events,
 )
 
+# Each test runs on the SQLite store and on Postgres (tests/fixtures/postgres.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 QUESTION: dict[str, Any] = {
     "messages": [{"role": "user", "content": "What is the capital of Freedonia?"}]
 }

@@ -9,6 +9,9 @@ import pytest
 
 from tests.test_service_support import ModelFactory, ThreadServer, research_turn, service_settings
 
+# Each test runs on the SQLite store and on Postgres (tests/fixtures/postgres.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 
 @pytest.fixture
 def service(tmp_path: Path, scripted_model: ModelFactory):

@@ -14,6 +14,9 @@ import pytest
 from testing.scripted import ScriptedTurn
 from tests.test_service_support import ModelFactory, ThreadServer, service_settings
 
+# Each test runs on the SQLite store and on Postgres (tests/fixtures/postgres.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 QUESTION = [{"role": "user", "content": "What is the capital of Freedonia?"}]
 REJECTED = ScriptedTurn(status=400, error_message="'messages' is malformed for this model")
 

@@ -27,6 +27,23 @@ REPO = Path(__file__).resolve().parents[1]
 ModelFactory = Callable[..., ScriptedModelServer]
 
 
+@dataclass
+class _Database:
+    url: str | None = None  # a Postgres database while `store_backend` runs a test on it
+
+
+DATABASE = _Database()  # set by the `store_backend` fixture (tests/fixtures/postgres.py)
+
+
+def store_config() -> dict[str, Any]:
+    """The settings that put a service on the store under test: {} for the SQLite file
+    at db_path; a Postgres URL (and a short lease, so a killed server's runs are taken
+    over within a second) when `store_backend` runs the test on Postgres."""
+    if DATABASE.url is None:
+        return {}
+    return {"database_url": DATABASE.url, "lease_seconds": 1.0}
+
+
 def research_turn(req: ScriptRequest) -> ScriptedTurn:
     """Search first; once a tool result is in the conversation, answer citing [1]."""
     messages = req.body.get("messages", [])
@@ -64,6 +81,7 @@ def service_settings(tmp: Path, model_url: str, **kw: Any) -> Settings:
         "db_path": tmp / "service.db",
         "sse_keepalive_seconds": 1.0,
         "top_k": 2,
+        **store_config(),
     }
     values.update(kw)
     return Settings(**values)

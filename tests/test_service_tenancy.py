@@ -14,6 +14,7 @@ import pytest
 from serving.http.run_store import StoreError
 from serving.http.sqlite_store import _SCHEMA, SCHEMA_VERSION
 from serving.http.sqlite_store import SqliteStore as Store
+from serving.runtime import build_store
 from testing.scripted import ScriptedTurn, ScriptRequest
 from tests.test_service_support import (
     ModelFactory,
@@ -75,6 +76,7 @@ def gate() -> Iterator[threading.Event]:
     release.set()  # never leave a model thread waiting
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_another_key_cannot_see_or_touch_a_thread_or_its_runs(
     tmp_path: Path, scripted_model: ModelFactory, gate: threading.Event
 ) -> None:
@@ -144,12 +146,15 @@ def test_without_keys_everything_stays_shared(tmp_path: Path, scripted_model: Mo
         assert second.delete(f"/threads/{tid}").status_code == 204
 
 
+@pytest.mark.usefixtures("store_backend")
 @pytest.mark.parametrize("policy", ["resume", "mark"])
 def test_a_recovered_run_keeps_its_owner(
     tmp_path: Path, scripted_model: ModelFactory, policy: str
 ) -> None:
     owner = key_id("alpha")
-    store = Store(tmp_path / "service.db")  # what a killed server left behind
+    model = scripted_model(research_turn)
+    settings = service_settings(tmp_path, model.base_url, api_keys="alpha,beta", recover=policy)
+    store = build_store(settings)  # what a killed server left behind
     store.create_thread("t", {}, owner=owner)
     store.create_run(
         run_id="r", thread_id="t", assistant_id="research", question="capital of Freedonia?",
@@ -158,8 +163,6 @@ def test_a_recovered_run_keeps_its_owner(
     store.set_run_status("r", "running", attempt=1)
     store.close()
 
-    model = scripted_model(research_turn)
-    settings = service_settings(tmp_path, model.base_url, api_keys="alpha,beta", recover=policy)
     with (
         ThreadServer(settings) as server,
         client(server, "alpha") as a,
@@ -173,7 +176,7 @@ def test_a_recovered_run_keeps_its_owner(
         assert a.get("/threads/t/runs/r/join").json()["answer"].startswith("The capital")
         assert a.get("/v1/runs/r").json()["attempt"] == 2
         assert b.get("/threads/t/runs/r").status_code == 404
-    reopened = Store(tmp_path / "service.db")
+    reopened = build_store(settings)
     assert reopened.get_run("r").owner == owner  # type: ignore[union-attr]
     reopened.close()
 

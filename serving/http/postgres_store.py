@@ -137,8 +137,9 @@ def migrate(url: str, label: str) -> None:
     try:
         conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
     except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())  # one line: libpq's message spans several
         raise StoreError(
-            f"cannot connect to the service database {label}: {exc}; check "
+            f"cannot connect to the service database {label}: {reason}; check "
             "THINKRAG_DATABASE_URL (--database-url) and that Postgres is running"
         ) from exc
     with conn:
