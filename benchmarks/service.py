@@ -194,6 +194,7 @@ def main() -> None:
             "memory_passages": str(tmpdir / "p.jsonl"), "model_url": model_url,
             "model_name": "scripted", "db_path": str(tmpdir / "s.db"), "top_k": 2,
             "max_active_runs": top, "max_queued_runs": top, "max_runs_per_key": top,
+            "max_active_runs_per_key": top,  # one client: let it use every slot
             "requests_per_minute": 1_000_000,
         }  # fmt: skip
         (tmpdir / "c.toml").write_text(

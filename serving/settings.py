@@ -68,7 +68,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1_000_000, ge=1024)
     max_active_runs: int = Field(8, ge=1)
     max_queued_runs: int = Field(64, ge=0)
-    max_runs_per_key: int = Field(8, ge=1)
+    max_runs_per_key: int = Field(8, ge=1)  # unfinished (queued + executing) runs per key
+    # Slots one key may execute at once, so one key cannot starve the others; default:
+    # half of max_active_runs (at least 1). Its other runs wait in the queue.
+    max_active_runs_per_key: int | None = Field(None, ge=1)
+    # Proxies whose X-Forwarded-For names the client (IPs or CIDRs). With keys off, the
+    # client address is the caller's identity for rate and run limits; only a listed
+    # peer may set it, so a direct caller cannot claim another address.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     requests_per_minute: int = Field(600, ge=1)
     sse_keepalive_seconds: float = Field(15.0, gt=0)
 
@@ -115,7 +122,9 @@ class Settings(BaseSettings):
         # `XDG_CACHE_HOME=` (set but empty) means "not set", as the XDG spec says.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("api_keys", "cors_origins", "fetch_allow_hosts", mode="before")
+    @field_validator(
+        "api_keys", "cors_origins", "fetch_allow_hosts", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -183,6 +192,12 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def active_runs_per_key(self) -> int:
+        """The per-key execution cap, never above the slots there are."""
+        cap = self.max_active_runs_per_key or max(1, self.max_active_runs // 2)
+        return min(cap, self.max_active_runs)
 
     @property
     def auth_required(self) -> bool:

@@ -93,13 +93,12 @@ class ThreadServer:
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
+        from serving.cli.serve_cmd import server_config
         from serving.http.app import create_app
 
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.port}"
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning"
-        )
+        config = server_config(create_app(settings), settings, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -44,6 +44,7 @@ def create_app(
             max_active=settings.max_active_runs,
             max_queued=settings.max_queued_runs,
             max_per_key=settings.max_runs_per_key,
+            max_active_per_key=settings.active_runs_per_key,
             keepalive_seconds=settings.sse_keepalive_seconds,
         )
         await warm_up(parts.engine)

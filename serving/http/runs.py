@@ -2,7 +2,8 @@
 
 - Admission is bounded: at most `max_active` runs execute and `max_queued` wait; beyond
   that `submit` raises `QueueFullError` (429), so memory never grows with load. Each API
-  key may hold `max_per_key` unfinished runs.
+  key may hold `max_per_key` unfinished runs, of which `max_active_per_key` execute at
+  once (`FairSlots`), so one busy key cannot take every slot.
 - Every agent event is written to the store (numbered per run) *before* subscribers are
   woken; subscribers only ever read the store, from their own cursor, in small batches.
   A slow reader therefore costs one cursor, never a growing buffer.
@@ -28,6 +29,7 @@ from agent.config import RunOptions
 from agent.errors import ModelError
 from agent.events import Event, RunError, RunFinished, parse_event
 from serving.http.errors import ConflictError, NotFoundError, QueueFullError, RateLimitedError
+from serving.http.fair_slots import FairSlots
 from serving.http.metrics import ServiceMetrics
 from serving.http.research import ResearchEngine
 from serving.http.resume import ResumeFilter
@@ -44,6 +46,7 @@ class RunLimits:
     max_active: int = 8
     max_queued: int = 64
     max_per_key: int = 8
+    max_active_per_key: int = 4  # slots one key may execute at once (the rest queue)
     keepalive_seconds: float = 15.0
 
 
@@ -84,7 +87,9 @@ class RunManager:
         self.engine = engine
         self.metrics = metrics
         self.limits = limits
-        self._slots = asyncio.Semaphore(limits.max_active)
+        self._slots = FairSlots(
+            limits.max_active, min(limits.max_active_per_key, limits.max_active)
+        )
         self._handles: dict[str, _Handle] = {}
         self._thread_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._closing = False
@@ -194,7 +199,7 @@ class RunManager:
         resumable = False
         shutdown = False
         try:
-            async with self._thread_locks[run.thread_id], self._slots:
+            async with self._thread_locks[run.thread_id], self._slots.hold(run.owner):
                 handle.started = True
                 self._prepare_state(handle, mode)
                 self.metrics.queued.set(self.queue_depth)
