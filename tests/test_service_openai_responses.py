@@ -15,6 +15,7 @@ import pytest
 from openai.types.responses import ResponseOutputMessage, ResponseReasoningItem
 
 from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
+from tests import test_service_support as support
 from tests.test_service_support import (
     ModelFactory,
     ThreadServer,
@@ -130,6 +131,7 @@ def test_stream_helper_accumulates_the_same_response(client: openai.OpenAI) -> N
     assert final.output_text == client.responses.retrieve(final.id).output_text
 
 
+@pytest.mark.usefixtures("store_backend")  # on SQLite and on Postgres
 def test_previous_response_id_continues_the_thread_across_a_restart(
     tmp_path: Path, model: ScriptedModelServer
 ) -> None:
@@ -150,6 +152,34 @@ def test_previous_response_id_continues_the_thread_across_a_restart(
         # The model saw the first question and its answer on the continued thread.
         prompt = json.dumps(_chats(model)[before]["messages"])
         assert ASK in prompt and "Sylvania City" in prompt and "who founded it" in prompt
+
+
+def test_two_replicas_on_one_postgres_share_responses(
+    tmp_path: Path, model: ScriptedModelServer, postgres_url: str
+) -> None:
+    """Created on one replica, read and continued on the other (one Postgres store)."""
+    support.DATABASE.url = postgres_url
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    try:
+        one = service_settings(tmp_path / "one", model.base_url)
+        two = service_settings(tmp_path / "two", model.base_url)
+        with ThreadServer(one) as a, ThreadServer(two) as b:
+            first = _client(a).responses.create(model=MODEL, input=ASK)
+            other = _client(b)
+            assert other.responses.retrieve(first.id).output_text == first.output_text
+            second = other.responses.create(
+                model=MODEL, input="And who founded it?", previous_response_id=first.id
+            )
+            assert second.status == "completed"
+            assert (second.model_extra or {})["thread_id"] == (first.model_extra or {})["thread_id"]
+            assert _client(a).responses.retrieve(second.id).output_text == second.output_text
+    finally:
+        support.DATABASE.url = None
+
+
+def _client(server: ThreadServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
 
 
 def test_following_an_older_response_forks_with_its_conversation(
@@ -341,3 +371,22 @@ def test_input_items_list_the_messages_sent(client: openai.OpenAI) -> None:
     assert [item.role for item in items.data] == ["user", "assistant", "user"]  # type: ignore[union-attr]
     oldest = client.responses.input_items.list(response.id, order="asc", limit=1)
     assert oldest.has_more and oldest.data[0].content[0].text == "Hello."  # type: ignore[union-attr]
+
+
+def test_a_failed_run_is_its_status_or_a_failed_event(
+    tmp_path: Path, scripted_model: ModelFactory
+) -> None:
+    rejected = ScriptedTurn(status=400, error_message="'messages' is malformed for this model")
+    model = scripted_model(lambda _req: rejected)
+    with ThreadServer(service_settings(tmp_path, model.base_url)) as server:
+        client = _client(server)
+        with pytest.raises(openai.BadRequestError) as info:
+            client.responses.create(model=MODEL, input=ASK)
+        body = info.value.body
+        assert isinstance(body, dict) and body["type"] == "model_request_rejected"
+        events = list(client.responses.create(model=MODEL, input=ASK, stream=True))
+        assert events[-1].type == "response.failed"
+        failed = events[-1].response  # type: ignore[union-attr]
+        assert failed.status == "failed" and failed.error is not None
+        assert "malformed for this model" in failed.error.message
+        assert client.responses.retrieve(failed.id).status == "failed"
