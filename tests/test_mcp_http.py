@@ -1,5 +1,6 @@
 """`/mcp` in the service: the SDK's streamable-HTTP client against the real app under
-uvicorn, behind the service's API keys; and the agent's MCP client using it by URL."""
+uvicorn, behind the service's API keys, its `research` runs held to the run manager's
+limits like any other run; and the agent's MCP client using it by URL."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from agent.mcp.config import McpServerConfig
 from agent.mcp.hub import McpHub, describe
 from agent.mcp.tool import make_tools
-from testing.scripted import ScriptedModelServer
+from testing.scripted import ScriptedModelServer, ScriptedTurn, ScriptRequest
 from tests.test_service_support import ThreadServer, research_turn, service_settings
 
 Factory = Callable[..., ScriptedModelServer]
@@ -84,6 +85,48 @@ async def test_mcp_search_and_research_over_http(service: ThreadServer) -> None:
     assert done.structured_content["answer"] == "The capital of Freedonia is Sylvania City [1]."
     assert done.structured_content["sources"][0]["number"] == 1
     assert progress == [f"search 'capital of Freedonia': {len(hits)} hits"]
+
+
+def _slow_or_research(req: ScriptRequest) -> ScriptedTurn:
+    users = [m for m in req.body.get("messages", []) if m.get("role") == "user"]
+    if users and "slowly" in str(users[-1].get("content")):
+        return ScriptedTurn(content="word " * 400, latency=0.05)  # ~20 s of streaming
+    return research_turn(req)
+
+
+async def test_research_runs_go_through_the_run_manager(
+    scripted_model: Factory, tmp_path: Path
+) -> None:
+    """A `research` call is a run of the service: owned by the caller's key, visible on
+    /v1/runs, counted against the key's run quota (shared with POST /v1/runs), and
+    cancelled through the run manager when the client cancels."""
+    model = scripted_model(_slow_or_research)
+    settings = service_settings(tmp_path, model.base_url, api_keys=[KEY], max_runs_per_key=1)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with ThreadServer(settings) as service:
+        async with mcp_session(service.url, KEY) as s, httpx.AsyncClient(headers=auth) as rest:
+            done = await s.call_tool("research", {"question": "What is the capital of Freedonia?"})
+            assert not done.is_error, done.content
+            run = await rest.get(f"{service.url}/v1/runs/{done.structured_content['run_id']}")
+            assert run.status_code == 200 and run.json()["status"] == "success"
+
+            slow = asyncio.create_task(s.call_tool("research", {"question": "Think slowly."}))
+            while not any("slowly" in str(r.body) for r in model.requests):
+                await asyncio.sleep(0.05)
+            refused = await s.call_tool("research", {"question": "Another one?"})
+            assert refused.is_error
+            assert "research was not started: this API key already has 1 unfinished runs" in (
+                refused.content[0].text
+            )
+            quota = await rest.post(f"{service.url}/v1/runs", json={"question": "And REST?"})
+            assert quota.status_code == 429  # one quota for both doors
+
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            assert await asyncio.to_thread(model.wait_for_disconnect, 10.0)
+            again = await s.call_tool("research", {"question": "What is the capital of Freedonia?"})
+            assert not again.is_error, again.content  # the cancelled run freed the slot
 
 
 async def test_agent_uses_a_streamable_http_server_by_url(service: ThreadServer) -> None:

@@ -69,11 +69,11 @@ async def test_stdio_tools_search_open_passage_and_document(
         assert not found.is_error, found.content
         hits = found.structured_content["hits"]
         assert 1 <= len(hits) <= 3 and hits[0]["doc_id"] == "jevons"
-        assert {"id", "title", "source", "score", "text"} <= set(hits[0])
+        assert {"passage_id", "title", "source", "score", "text", "start", "end"} <= set(hits[0])
 
-        opened = await s.call_tool("open_passage", {"id": hits[0]["id"], "neighbours": 1})
+        opened = await s.call_tool("open_passage", {"id": hits[0]["passage_id"], "neighbours": 1})
         passages = opened.structured_content["passages"]
-        assert hits[0]["id"] in [p["id"] for p in passages]
+        assert hits[0]["passage_id"] in [p["passage_id"] for p in passages]
         assert all(p["doc_id"] == "jevons" for p in passages)
 
         missing = await s.call_tool("open_passage", {"id": 123456789})

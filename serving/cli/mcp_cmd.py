@@ -39,6 +39,7 @@ def mcp(
     import anyio
 
     from serving.cli.common import runtime_from_flags, usage_errors
+    from serving.mcp.research import EngineRuns
     from serving.mcp.server import Backend, build_mcp_server
 
     runtime = runtime_from_flags(config, index_dir=index, profile=profile, model_url=model)
@@ -53,7 +54,8 @@ def mcp(
             built.append(runtime.components())
         return built[0].engine
 
-    server = build_mcp_server(Backend(retriever=lambda: runtime.retriever, engine=engine))
+    backend = Backend(retriever=lambda: runtime.retriever, runs=lambda: EngineRuns(engine()))
+    server = build_mcp_server(backend)  # stdio: one client, so runs go straight to the engine
 
     async def main() -> None:
         try:

@@ -104,7 +104,7 @@ def create_app(
     from serving.mcp.http import McpEndpoint
 
     mcp_endpoint = McpEndpoint(
-        lambda: app.state.services.components, principal, host=settings.host
-    )  # MCP over streamable HTTP at /mcp, behind the same keys
+        lambda: app.state.services, principal, host=settings.host
+    )  # MCP over streamable HTTP at /mcp, behind the same keys; research via the run manager
     app.router.routes.append(mcp_endpoint.route())
     return app

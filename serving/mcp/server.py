@@ -2,15 +2,16 @@
 
 Built on the SDK's `MCPServer`, which derives each tool's input schema from the function
 signature and its output schema from the returned pydantic model, so a client's model
-sees typed arguments with descriptions. The backend is looked up on every call: the HTTP
-service builds its parts in its lifespan, after this server was made.
+sees typed arguments with descriptions. The results carry the project's own types
+(`Hit`, `Passage`, the cited `Source`), so MCP clients read the same fields as the HTTP
+API. The backend is looked up on every call: the HTTP service builds its parts in its
+lifespan, after this server was made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -21,13 +22,13 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import RunOptions
-from agent.events import Event, RunError, RunFinished, ToolCallEvent, ToolResultEvent
+from agent.events import Event, RunError, RunFinished, Source, ToolCallEvent, ToolResultEvent
 from retrieval.types import Hit, Passage, Retriever
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from serving.http.research import ResearchEngine
+    from serving.mcp.research import ResearchRuns
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -48,56 +49,27 @@ class Backend:
     """Where the tools get their parts; each getter is called per request."""
 
     retriever: Callable[[], Retriever]
-    engine: Callable[[], ResearchEngine]
+    runs: Callable[[], ResearchRuns]
     top_k_max: int = 50
-
-
-class PassageOut(BaseModel):
-    id: int = Field(description="Passage id: pass it to open_passage.")
-    doc_id: str
-    title: str
-    source: str
-    ordinal: int = Field(description="Position of the passage in its document.")
-    text: str
-
-    @classmethod
-    def of(cls, p: Passage) -> PassageOut:
-        return cls(
-            id=p.passage_id, doc_id=p.doc_id, title=p.title, source=p.source,
-            ordinal=p.ordinal, text=p.text,
-        )  # fmt: skip
-
-
-class HitOut(PassageOut):
-    score: float
-
-    @classmethod
-    def of_hit(cls, h: Hit) -> HitOut:
-        return cls(**PassageOut.of(h).model_dump(), score=h.score)
 
 
 class SearchOut(BaseModel):
     query: str
     mode: str
-    hits: list[HitOut]
+    hits: list[Hit] = Field(description="Best first; pass a hit's passage_id to open_passage.")
 
 
 class PassagesOut(BaseModel):
-    passages: list[PassageOut] = Field(description="In document order; the asked one included.")
-
-
-class SourceOut(BaseModel):
-    number: int = Field(description="The [n] the answer uses for this source.")
-    id: int = Field(description="Passage id (negative for web pages or MCP tool results).")
-    doc_id: str
-    title: str
-    source: str
-    text: str
+    passages: list[Passage] = Field(description="In document order; the asked one included.")
 
 
 class ResearchOut(BaseModel):
+    run_id: str = Field(description="The run's id (in the HTTP service: GET /v1/runs/{id}).")
     answer: str = Field(description="The answer; [n] markers cite `sources`.")
-    sources: list[SourceOut] = Field(description="Only sources the answer cites, checked.")
+    sources: list[Source] = Field(
+        description="Only sources the answer cites, checked; `number` is the [n] it uses, "
+        "`text` the cited span. passage_id is negative for web pages and MCP tool results."
+    )
     finalized_reason: str | None = Field(
         None, description="Set when a budget ran out and the agent answered from what it had."
     )
@@ -163,14 +135,14 @@ def build_mcp_server(backend: Backend, *, name: str = "thinkrag") -> MCPServer:
         retriever = retriever_for(mode)
         hits = await asyncio.to_thread(retriever.search, query, min(k, backend.top_k_max))
         used = mode or str(getattr(retriever, "mode", "default"))
-        return SearchOut(query=query, mode=used, hits=[HitOut.of_hit(h) for h in hits])
+        return SearchOut(query=query, mode=used, hits=hits)
 
     @server.tool(
         description="Read a passage by id (from search or research sources) with its "
         "neighbouring passages in the same document."
     )
     async def open_passage(
-        id: Annotated[int, Field(description="Passage id.")],
+        id: Annotated[int, Field(description="The passage_id of a search hit or source.")],
         neighbours: Annotated[
             int, Field(ge=0, le=5, description="Passages to include on each side.")
         ] = 1,
@@ -183,7 +155,7 @@ def build_mcp_server(backend: Backend, *, name: str = "thinkrag") -> MCPServer:
             passages = await asyncio.to_thread(retriever.neighbours, id, neighbours)
         if not passages:
             raise McpToolError(f"there is no passage with id {id}; take ids from search results")
-        return PassagesOut(passages=[PassageOut.of(p) for p in passages])
+        return PassagesOut(passages=list(passages))
 
     @server.tool(
         description="Research a question with the agent: it searches the collection "
@@ -196,22 +168,14 @@ def build_mcp_server(backend: Backend, *, name: str = "thinkrag") -> MCPServer:
         budgets: ResearchBudgets | None = None,
     ) -> ResearchOut:
         options = RunOptions(**budgets.model_dump(exclude_none=True)) if budgets else None
-        run_id = uuid.uuid4().hex
-        events = backend.engine().run(
-            question, thread_id=f"mcp-{run_id}", run_id=run_id, options=options
-        )
-        # The run gets a task of its own: the SDK cancels a handler through an anyio
-        # scope, which re-cancels every await of LangGraph's clean-up; a plain task
-        # cancel lets the run unwind (and drop its model request) as the service's does.
-        task = asyncio.ensure_future(_follow(events, ctx))
+        run = await backend.runs().start(question, options, ctx)
         try:
-            done = await asyncio.shield(task)
-        except BaseException:
-            task.cancel()
+            done = await _follow(run.events(), ctx)
+        except BaseException:  # the client cancelled (or the run failed): stop the run
             with anyio.CancelScope(shield=True):
-                await asyncio.wait({task})
+                await run.cancel()
             raise
-        return _research_out(done)
+        return _research_out(run.run_id, done)
 
     @server.resource(
         "thinkrag://doc/{doc_id}",
@@ -257,22 +221,9 @@ def _query_of(arguments: str) -> str | None:
     return query if isinstance(query, str) else None
 
 
-def _research_out(done: RunFinished) -> ResearchOut:
+def _research_out(run_id: str, done: RunFinished) -> ResearchOut:
     return ResearchOut(
-        answer=done.answer,
-        sources=[
-            SourceOut(
-                number=s.number,
-                id=s.passage_id,
-                doc_id=s.doc_id,
-                title=s.title,
-                source=s.source,
-                text=s.text,
-            )
-            for s in done.sources
-        ],
-        finalized_reason=done.finalized_reason,
-        steps=done.steps,
-        tool_calls=done.tool_calls,
+        run_id=run_id, answer=done.answer, sources=list(done.sources),
+        finalized_reason=done.finalized_reason, steps=done.steps, tool_calls=done.tool_calls,
         seconds=done.seconds,
-    )
+    )  # fmt: skip
