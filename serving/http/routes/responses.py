@@ -40,6 +40,7 @@ from serving.http.responses_wire import (
 )
 from serving.http.routes.deps import check_model, principal, services
 from serving.http.run_store import JsonObject, ResponseRecord
+from serving.http.runs import NewThread
 from serving.http.services import Services
 from serving.http.sse import KEEPALIVE, json_frame, sse_response
 
@@ -116,6 +117,7 @@ def _start(svc: Services, body: ResponseCreate, who: Principal) -> ResponseRecor
     previous = None
     if body.previous_response_id:
         previous = _visible(svc, who, body.previous_response_id, "previous_response_id")
+    new_thread: NewThread | None = None
     if (
         previous is not None
         and svc.store.latest_response_on_thread(previous.thread_id) == previous.response_id
@@ -125,12 +127,12 @@ def _start(svc: Services, body: ResponseCreate, who: Principal) -> ResponseRecor
     else:
         context = _chain(svc, previous) if previous is not None else []
         thread_id, question = f"resp-{uuid.uuid4()}", compose_question([*context, *turns])
-        svc.store.create_thread(thread_id, {"api": API}, owner=who.key_id, temporary=True)
+        new_thread = NewThread({"api": API}, temporary=True)  # made once the run is admitted
     response_id, run_id = f"resp_{uuid.uuid4().hex}", str(uuid.uuid4())
     svc.runs.submit(
         run_id=run_id, thread_id=thread_id, assistant_id="research", question=question,
         options=body.budget(), metadata={"api": API, "response_id": response_id},
-        owner=who.key_id, allow_queue_on_thread=True,
+        owner=who.key_id, allow_queue_on_thread=True, new_thread=new_thread,
     )  # fmt: skip
     record = ResponseRecord(
         response_id=response_id, thread_id=thread_id, run_id=run_id, owner=who.key_id,
