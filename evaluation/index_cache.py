@@ -31,6 +31,7 @@ def ensure_eval_index(
     cache_root: Path | None = None,
     progress: JobProgress | None = None,
     embedder: Embedder | None = None,
+    model_cache: Path | None = None,
 ) -> tuple[Path, IndexReport | None]:
     """Index the pooled passages (or reuse a finished index); returns the dir and the report.
 
@@ -51,7 +52,7 @@ def ensure_eval_index(
     report = index_documents(
         pooled_documents(questions),
         index_dir,
-        IndexConfig(embedder_spec=embedder_spec),
+        IndexConfig(embedder_spec=embedder_spec, model_cache=model_cache),
         progress=progress,
         embedder=embedder,
     )

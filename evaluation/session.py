@@ -49,6 +49,7 @@ class EvalPlan:
     embedder: Embedder | None = None  # an already-built embedder (tests); wins over the spec
     index_dir: Path | None = None
     cache_root: Path | None = None
+    model_cache: Path | None = None  # where a built embedder model lives (Settings.cache_root)
     concurrency: int = 2
     top_k: int = 5
     timeout: float | None = None
@@ -100,14 +101,16 @@ def corpus_questions(plan: EvalPlan, questions: Sequence[EvalQuestion]) -> list[
     return read_questions(plan.dataset)
 
 
-def build_retrievers(index_dir: Path, embedder: Embedder | None = None) -> dict[str, Retriever]:
+def build_retrievers(
+    index_dir: Path, embedder: Embedder | None = None, model_cache: Path | None = None
+) -> dict[str, Retriever]:
     """bm25, dense and hybrid views of one index, plus the multi-hop strategy over hybrid."""
     from retrieval.disk.generation import open_index
     from retrieval.search.multihop import MultiHopRetriever
     from retrieval.search.retriever import FaissRetriever
 
     reader = open_index(index_dir, embedder=embedder)
-    hybrid = FaissRetriever(reader, mode="hybrid", embedder=embedder)
+    hybrid = FaissRetriever(reader, mode="hybrid", embedder=embedder, model_cache=model_cache)
     bm25 = FaissRetriever(reader, mode="bm25")
     dense = FaissRetriever(reader, mode="dense", embedder=hybrid.embedder)
     return {
@@ -190,9 +193,12 @@ async def run_evaluation(
             cache_root=plan.cache_root or plan.out_dir / "index-cache",
             progress=hooks.index_progress,
             embedder=plan.embedder,
+            model_cache=plan.model_cache,
         )
         index_dir = built
-        retrievers = await asyncio.to_thread(build_retrievers, built, plan.embedder)
+        retrievers = await asyncio.to_thread(
+            build_retrievers, built, plan.embedder, plan.model_cache
+        )
     rows: list[RetrievalRow] = []
     if retrievers and (plan.retrieval_only or plan.retrieval_rows):
         rows = await asyncio.to_thread(_retrieval_rows, plan, questions, retrievers, hooks)

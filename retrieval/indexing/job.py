@@ -104,7 +104,7 @@ def index_documents(
 
         spec = spec or DEFAULT_EMBEDDER
         t_load = time.perf_counter()
-        embedder = load_embedder(spec)
+        embedder = load_embedder(spec, cache_dir=config.model_cache)
         load_seconds = time.perf_counter() - t_load
     else:
         load_seconds = 0.0
@@ -116,8 +116,10 @@ def index_documents(
             report = IndexReport(index_dir=str(index_dir), generation=target, published=False)
             report.embedder_id = embedder.id
             report.load_seconds = load_seconds
-            check_config(store, embedder, config, target)
+            check_config(store, embedder, config, target, spec)
+            t_scan = time.perf_counter()
             scan(store, items, config, target, report, progress)
+            report.scan_seconds = time.perf_counter() - t_scan
             if not store.has_live_documents():
                 raise EmptyCorpusError(empty_hint)
             t_embed = time.perf_counter()
@@ -131,7 +133,9 @@ def index_documents(
             manifest = None if config.rebuild else _intact_manifest(index_dir, published)
             if manifest is None or store.has_changes_for(target):
                 progress.stage("building index")
+                t_publish = time.perf_counter()
                 manifest = publish_generation(store, index_dir, target, embedder, spec, config)
+                report.publish_seconds = time.perf_counter() - t_publish
                 report.published = True
             else:
                 report.generation = target - 1
@@ -162,6 +166,7 @@ def _backend(
         batch_size=config.batch_size,
         concurrency=config.ray_concurrency,
         ship_embedder=ship_embedder,
+        model_cache=config.model_cache,
     )
 
 

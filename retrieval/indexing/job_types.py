@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from retrieval.types import Document
@@ -36,6 +37,9 @@ class IndexConfig:
     rebuild: bool = False
     ray_address: str | None = None  # "auto", "ray://host:port", or a local cluster address
     ray_concurrency: int = 1
+    # Where an embedder that builds its model on first use (e5) keeps it; None: the per-user
+    # cache. The CLI passes `Settings.cache_root`, so THINKRAG_CACHE moves it.
+    model_cache: Path | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -86,7 +90,9 @@ class IndexReport:
     embedder_id: str = ""
     seconds: float = 0.0
     load_seconds: float = 0.0  # building the embedder (model load, or a first-use build)
-    embed_seconds: float = 0.0
+    scan_seconds: float = 0.0  # reading, hashing, chunking and storing the documents
+    embed_seconds: float = 0.0  # embedding and committing the pending passages
+    publish_seconds: float = 0.0  # FAISS + BM25 build and the atomic swap
 
     @property
     def embed_passages_per_second(self) -> float:

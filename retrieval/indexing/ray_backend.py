@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,7 @@ class RayBackend:
         batch_size: int,
         concurrency: int = 1,
         ship_embedder: bool = False,
+        model_cache: Path | None = None,
     ) -> None:
         self.ray = _connect(address)
         if ship_embedder or embedder_spec is None:
@@ -83,7 +85,7 @@ class RayBackend:
         else:
             from retrieval.embedders import load_embedder
 
-            self.factory = functools.partial(load_embedder, embedder_spec)
+            self.factory = functools.partial(load_embedder, embedder_spec, cache_dir=model_cache)
         self.batch_size = batch_size
         self.concurrency = concurrency
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from retrieval.disk.lexical import tokenizer_id
 from retrieval.disk.passage_writer import StoreWriter
 from retrieval.disk.passages import dumps_config
+from retrieval.embedders import DEFAULT_EMBEDDER, PREVIOUS_DEFAULT_EMBEDDER, spec_for_id
 from retrieval.errors import ManifestMismatchError
 from retrieval.indexing.chunking import chunk_text
 from retrieval.indexing.job_types import (
@@ -26,6 +27,7 @@ from retrieval.indexing.job_types import (
 from retrieval.types import Document, Embedder
 
 SCAN_COMMIT_EVERY = 200
+EMBEDDER_SPEC_KEY = "embedder_spec"
 
 
 def config_dict(embedder: Embedder, config: IndexConfig) -> dict[str, object]:
@@ -38,22 +40,15 @@ def config_dict(embedder: Embedder, config: IndexConfig) -> dict[str, object]:
     }
 
 
-def check_config(store: StoreWriter, embedder: Embedder, config: IndexConfig, target: int) -> None:
-    """Stored vectors are only reusable under the settings that made them."""
+def check_config(
+    store: StoreWriter, embedder: Embedder, config: IndexConfig, target: int, spec: str
+) -> None:
+    """Stored vectors are only reusable under the settings that made them; `spec` is the
+    `--embedder` value that built `embedder`, kept so a refusal can name it."""
     wanted = dumps_config(config_dict(embedder, config))
     stored = store.get_meta("config")
     if stored is not None and stored != wanted and not config.rebuild:
-        old = json.loads(stored)
-        diffs = ", ".join(
-            f"{key} {old.get(key)!r} -> {value!r}"
-            for key, value in json.loads(wanted).items()
-            if old.get(key) != value
-        )
-        raise ManifestMismatchError(
-            f"this index was built with different settings ({diffs}); pass --rebuild to "
-            f"re-embed everything, or run with the old settings (e.g. --embedder "
-            f"{old.get('embedder_id')})"
-        )
+        raise ManifestMismatchError(_refusal(json.loads(stored), json.loads(wanted), store))
     with store.transaction():
         if config.rebuild:
             for version in store.live_versions().values():
@@ -61,6 +56,27 @@ def check_config(store: StoreWriter, embedder: Embedder, config: IndexConfig, ta
                 if version.gen_added < target or stored != wanted:
                     store.remove_version(version.version_id, target)
         store.set_meta("config", wanted)
+        store.set_meta(EMBEDDER_SPEC_KEY, spec)
+
+
+def _refusal(old: dict[str, object], new: dict[str, object], store: StoreWriter) -> str:
+    """What differs, and the two ways on: re-embed, or keep the settings that built it."""
+    diffs = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v)
+    keep: list[str] = []
+    if old.get("embedder_id") != new.get("embedder_id"):
+        # stores written before the spec was kept: the registry knows its own embedders' ids
+        old_spec = store.get_meta(EMBEDDER_SPEC_KEY) or spec_for_id(str(old.get("embedder_id")))
+        keep.append(f"--embedder {old_spec}" if old_spec else "the embedder that built it")
+        if old_spec == PREVIOUS_DEFAULT_EMBEDDER:
+            keep[-1] += f" (the default before {DEFAULT_EMBEDDER})"
+    for key, flag in (("max_tokens", "--max-tokens"), ("overlap_tokens", "--overlap")):
+        if old.get(key) != new.get(key):
+            keep.append(f"{flag} {old.get(key)}")
+    tail = f", or keep the old settings with {' '.join(keep)}" if keep else ""
+    return (
+        f"this index was built with different settings ({diffs}); rerun the same command "
+        f"with --rebuild to re-embed everything{tail}"
+    )
 
 
 def scan(

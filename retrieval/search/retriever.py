@@ -51,7 +51,12 @@ class FaissRetriever:
     """Implements `retrieval.types.Retriever` over an `IndexReader`."""
 
     def __init__(
-        self, reader: IndexReader, *, mode: Mode = "hybrid", embedder: Embedder | None = None
+        self,
+        reader: IndexReader,
+        *,
+        mode: Mode = "hybrid",
+        embedder: Embedder | None = None,
+        model_cache: Path | None = None,
     ) -> None:
         if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
@@ -59,7 +64,7 @@ class FaissRetriever:
             if embedder is None:
                 from retrieval.embedders import load_embedder
 
-                embedder = load_embedder(reader.manifest.embedder_spec)
+                embedder = load_embedder(reader.manifest.embedder_spec, cache_dir=model_cache)
             reader.manifest.check_embedder(embedder)
         self.reader = reader
         self.mode: Mode = mode
@@ -143,8 +148,13 @@ def _no_filters(filters: SearchFilters | None) -> bool:
 
 
 def load_retriever(
-    index_dir: Path | str, *, mode: Mode = "hybrid", embedder: Embedder | None = None
+    index_dir: Path | str,
+    *,
+    mode: Mode = "hybrid",
+    embedder: Embedder | None = None,
+    model_cache: Path | None = None,
 ) -> FaissRetriever:
     """Open the published index at `index_dir`. Without `embedder`, dense and hybrid modes
-    load the one named in the manifest."""
-    return FaissRetriever(open_index(index_dir, embedder=embedder), mode=mode, embedder=embedder)
+    load the one named in the manifest (building its model, if it has one, in `model_cache`)."""
+    reader = open_index(index_dir, embedder=embedder)
+    return FaissRetriever(reader, mode=mode, embedder=embedder, model_cache=model_cache)

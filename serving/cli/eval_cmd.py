@@ -106,6 +106,7 @@ def evaluate(
         embedder_spec=embedder,
         index_dir=index,
         cache_root=cache_dir or runtime.settings.eval_index_cache,
+        model_cache=runtime.settings.cache_root,
         concurrency=concurrency,
         top_k=top_k,
         timeout=timeout,

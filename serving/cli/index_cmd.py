@@ -60,6 +60,10 @@ def index(
     from retrieval.indexing.job import run_index_job
     from retrieval.indexing.job_types import IndexConfig, JobProgress, NoProgress
     from retrieval.indexing.progress import RichProgress
+    from serving.cli.common import settings_from_flags
+
+    # The settings say where a built embedder model is cached (THINKRAG_CACHE and friends).
+    model_cache = settings_from_flags().cache_root
 
     def run() -> None:
         config = IndexConfig(
@@ -75,6 +79,7 @@ def index(
             overlap_tokens=overlap,
             rebuild=rebuild,
             ray_address=ray,
+            model_cache=model_cache,
         )
         progress: JobProgress = NoProgress() if as_json else RichProgress(_err)
         report = run_index_job(paths, index_dir, config, progress=progress)
@@ -99,10 +104,12 @@ def index(
             ("faiss", report.factory),
             ("embedder", report.embedder_id),
             ("model load", f"{report.load_seconds:.1f} s"),
+            ("scan + chunk", f"{report.scan_seconds:.1f} s"),
             (
                 "embedding",
                 f"{report.embed_seconds:.1f} s ({report.embed_passages_per_second:.1f} passages/s)",
             ),
+            ("faiss + bm25 + publish", f"{report.publish_seconds:.1f} s"),
             ("time", f"{report.seconds:.1f} s ({report.passages_per_second:.1f} passages/s)"),
         ]
         for key, value in rows:
