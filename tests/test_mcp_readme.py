@@ -42,6 +42,15 @@ def executable(name: str) -> str:
     return found
 
 
+def test_readme_http_example_is_run_by_the_service_examples_test() -> None:
+    """The third example, the SDK client on `/mcp`, is a `<!-- test: service -->` block
+    that `test_readme_examples.py` runs against a live service (and checks its answer)."""
+    from tests.test_readme_examples import BLOCKS
+
+    (code,) = [c for lang, c in BLOCKS if lang == "python" and "/mcp" in c]
+    assert "streamable_http_client" in code and '"research"' in code
+
+
 async def test_readme_stdio_entry_starts_thinkrag(contract_index: Path, tmp_path: Path) -> None:
     entry = json.loads(block("mcp-stdio"))["mcpServers"]["thinkrag"]
     args = [str(contract_index) if a == "/path/to/index" else a for a in entry["args"]]
