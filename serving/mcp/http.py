@@ -23,6 +23,7 @@ from agent.config import RunOptions
 from agent.events import Event, parse_event
 from serving.http.auth import Principal
 from serving.http.errors import ServiceError
+from serving.http.runs import NewThread
 from serving.mcp.server import Backend, McpToolError, build_mcp_server
 
 if TYPE_CHECKING:
@@ -62,15 +63,14 @@ class ManagedRuns:
         if not isinstance(who, Principal):
             raise McpToolError("this call did not come through the service's /mcp endpoint")
         svc = self.services()
-        thread_id = f"mcp-{uuid.uuid4().hex}"
-        svc.store.create_thread(thread_id, {"api": "mcp"}, owner=who.key_id, temporary=True)
         try:
             run = svc.runs.submit(
-                run_id=str(uuid.uuid4()), thread_id=thread_id, assistant_id="research",
-                question=question, options=options, metadata={"api": "mcp"}, owner=who.key_id,
+                run_id=str(uuid.uuid4()), thread_id=f"mcp-{uuid.uuid4().hex}",
+                assistant_id="research", question=question, options=options,
+                metadata={"api": "mcp"}, owner=who.key_id,
+                new_thread=NewThread({"api": "mcp"}, temporary=True),
             )  # fmt: skip
         except ServiceError as exc:  # 429s: the queue is full or this key has too many runs
-            svc.store.delete_thread(thread_id)
             raise McpToolError(f"research was not started: {exc.message}") from exc
         return _ManagedRun(svc.runs, run.run_id)
 
