@@ -9,3 +9,6 @@ export HF_HUB_OFFLINE=1
 .venv/bin/thinkrag index corpora/demo --index .thinkrag/demo
 question=${1:-"How many parameters does DeepSeek-R1 activate for each token?"}
 .venv/bin/thinkrag ask "$question" --index .thinkrag/demo --profile local
+echo
+echo "Next, the research console in a browser: .venv/bin/thinkrag serve --index .thinkrag/demo --profile local"
+echo "(it prints 'Research console: http://127.0.0.1:8080/' once it is up; open that address)"
