@@ -7,7 +7,9 @@ chunked, so an index embedded either way holds the same vectors for the same pas
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -57,15 +59,37 @@ class EmbedBackend(Protocol):
 
 
 class LocalBackend:
-    """Embeds in this process, `batch_size` passages at a time."""
+    """Embeds in this process, `batch_size` passages at a time, as a bounded pipeline: one
+    worker thread embeds (tokenising included) while the caller's thread reads the next
+    passages from the store and commits the previous batch, with at most `depth` batches
+    in flight. Runtimes release the GIL while they compute, so the store work fills the
+    gaps instead of adding to the embedding time."""
 
-    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+    def __init__(self, embedder: Embedder, batch_size: int, depth: int = 2) -> None:
+        if depth < 1:
+            raise ValueError(f"pipeline depth must be >= 1, got {depth}")
         self.embedder = embedder
         self.batch_size = batch_size
+        self.depth = depth
 
     def embed(self, passages: Iterable[NewPassage]) -> Iterator[tuple[list[NewPassage], Vectors]]:
-        for batch in batched(passages, self.batch_size):
-            yield batch, embed_passages(self.embedder, [(p.title, p.text) for p in batch])
+        def work(batch: list[NewPassage]) -> Vectors:
+            return embed_passages(self.embedder, [(p.title, p.text) for p in batch])
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thinkrag-embed")
+        inflight: deque[tuple[list[NewPassage], Future[Vectors]]] = deque()
+        try:
+            for batch in batched(passages, self.batch_size):
+                inflight.append((batch, pool.submit(work, batch)))
+                if len(inflight) >= self.depth:
+                    done, future = inflight.popleft()
+                    yield done, future.result()
+            while inflight:
+                done, future = inflight.popleft()
+                yield done, future.result()
+        finally:
+            # a failed or abandoned job drops what is queued; the batch running finishes
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
