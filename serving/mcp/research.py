@@ -62,6 +62,7 @@ class _EngineRun:
     async def events(self) -> AsyncIterator[Event]:
         while (event := await self._queue.get()) is not None:
             yield event
+        await asyncio.wait({self._task})
         if not self._task.cancelled() and (failure := self._task.exception()) is not None:
             raise failure
 

@@ -122,7 +122,7 @@ def build_mcp_server(backend: Backend, *, name: str = "thinkrag") -> MCPServer:
 
     @server.tool(
         description="Search the document collection (no model involved). Returns the "
-        "best passages with ids, titles, sources and scores."
+        "best passages with passage_id, title, source, character offsets and score."
     )
     async def search(
         query: Annotated[str, Field(min_length=1, max_length=1000, description="What to find.")],
