@@ -256,6 +256,13 @@ class ResearchAgent:
             return
         yield finished_event(result)
 
+    async def forget_thread(self, thread_id: str) -> None:
+        """Delete everything kept for a thread: checkpoints, pending writes, tool journal."""
+        await self._compiled()
+        if self._journal is not None:
+            await self._journal.forget_thread(thread_id)
+        await self._saver.adelete_thread(thread_id)
+
     async def thread_history(self, thread_id: str) -> list[Message]:
         """The thread's questions and final answers, oldest first."""
         graph = await self._compiled()

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     requests_per_minute: int = Field(600, ge=1)
     sse_keepalive_seconds: float = Field(15.0, gt=0)
+    # Temporary threads (chat completions, Responses, stateless runs, /v1/runs without a
+    # thread) are deleted with their runs, events and checkpoints once idle this long.
+    temporary_thread_retention_seconds: float = Field(86_400.0, ge=0)
 
     # Budget maxima: a request may lower these, never raise them.
     max_steps: int | None = Field(None, ge=1)

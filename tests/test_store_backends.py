@@ -112,12 +112,13 @@ def test_cancel_requests_reach_the_holder_and_unheld_runs_cancel_at_once(
     _run(store, "held", "A")
     _run(store, "queued", "B")
     store.claim_runs("one", 1, 30, run_id="held")
-    assert not store.cancel_pending("held")  # its holder must stop it
+    assert not store.cancel_pending("held", "{}")  # its holder must stop it
     store.request_cancel("held")
     assert store.renew_leases("one", ["held"], 30).cancel == {"held"}
-    assert store.cancel_pending("queued")
+    assert store.cancel_pending("queued", '{"type": "error"}')
     queued = store.get_run("queued")
     assert queued is not None and queued.status == "interrupted"
+    assert [e.data for e in store.events_after("queued", 0, limit=5)] == ['{"type": "error"}']
     store.set_run_status("held", "interrupted", error="cancelled")
     held = store.get_run("held")
     assert held is not None and held.lease_owner == "" and not held.cancel_requested

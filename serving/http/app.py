@@ -7,6 +7,7 @@ the run manager and recovers runs a previous process left unfinished.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from serving.http.limits import BodySizeLimit, RateLimiter
 from serving.http.metrics import ServiceMetrics
 from serving.http.openapi import install_openapi
 from serving.http.research import warm_up
+from serving.http.retention import Retention
 from serving.http.runs import RunLimits, RunManager
 from serving.http.services import Services
 from serving.runtime import Components, build_components, build_store
@@ -63,10 +65,14 @@ def create_app(
             started_at=time.time(),
             recovered=recovered,
         )
+        retention = Retention(store, parts.engine, settings.temporary_thread_retention_seconds)
+        sweeper = asyncio.create_task(retention.run(), name="retention")
         try:
             async with mcp_endpoint.running():
                 yield
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await runs.shutdown()
             await parts.engine.aclose()
             await parts.model.aclose()

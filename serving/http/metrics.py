@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 
 from agent.events import Event, RunFinished, ToolCallEvent, ToolResultEvent
 
@@ -29,6 +36,14 @@ class ServiceMetrics:
         self.runs_started = Counter("thinkrag_runs_started", "Run attempts started", registry=r)
         self.active = Gauge("thinkrag_runs_active", "Runs executing now", registry=r)
         self.queued = Gauge("thinkrag_queue_depth", "Runs waiting for a slot", registry=r)
+        # Replicas: what this one holds, and the queue they all take from (the store's).
+        self.leases = Gauge(
+            "thinkrag_leases_held", "Runs this replica holds a lease on", registry=r
+        )
+        self.store_queue = Gauge(
+            "thinkrag_store_queue_depth", "Unfinished runs no replica holds yet", registry=r
+        )
+        self.replica = Info("thinkrag_replica", "This replica's name and store", registry=r)
         self.steps = Histogram(
             "thinkrag_step_seconds", "Wall time of one agent step", buckets=_LATENCY_BUCKETS,
             registry=r,

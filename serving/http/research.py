@@ -20,6 +20,10 @@ class ResearchEngine(Protocol):
 
     def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]: ...
 
+    async def forget_thread(self, thread_id: str) -> None:
+        """Drop the thread's checkpoints (it was deleted)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

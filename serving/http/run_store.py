@@ -156,6 +156,11 @@ class Store(Protocol):
         """The thread with its runs, events, states and Responses API objects."""
         ...
 
+    def expired_temporary_threads(self, *, idle_before: float, limit: int) -> list[str]:
+        """Temporary threads idle since before `idle_before` (no run on them unfinished or
+        updated since), oldest first: what the retention sweep deletes."""
+        ...
+
     # Runs
     def create_run(
         self,

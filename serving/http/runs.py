@@ -42,6 +42,14 @@ _BATCH = 128
 
 
 @dataclass(frozen=True, slots=True)
+class NewThread:
+    """A thread `submit` creates for the run (temporary: deleted after the retention)."""
+
+    metadata: JsonObject = field(default_factory=dict)
+    temporary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RunLimits:
     max_active: int = 8
     max_queued: int = 64
@@ -134,9 +142,17 @@ class RunManager:
         owner: str,
         allow_queue_on_thread: bool = False,
         stream_modes: Sequence[str] = (),
+        new_thread: NewThread | None = None,
     ) -> RunRecord:
-        """Store a new run and start it in the background (raises 409/429 errors)."""
+        """Store a new run and start it in the background (raises 409/429 errors).
+
+        `new_thread` creates the run's thread, only once the run is admitted: a request
+        refused with 429 leaves no thread behind (D8)."""
         self._admit(owner)
+        if new_thread is not None:
+            self.store.create_thread(
+                thread_id, new_thread.metadata, owner=owner, temporary=new_thread.temporary
+            )
         if not allow_queue_on_thread and self.store.active_runs_on_thread(thread_id):
             raise ConflictError(
                 f"thread {thread_id} already has a run in progress; wait for it, cancel it, "

@@ -179,6 +179,16 @@ class SqlStore(ABC):
             for table in ("runs", "thread_states", "responses", "threads"):
                 tx.run(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
 
+    def expired_temporary_threads(self, *, idle_before: float, limit: int) -> list[str]:
+        rows = self._run(
+            "SELECT t.thread_id FROM threads t WHERE t.temporary = 1 AND t.updated_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id AND"
+            f" (r.status IN {_UNFINISHED} OR r.updated_at >= ?))"
+            " ORDER BY t.updated_at LIMIT ?",
+            (idle_before, idle_before, limit),
+        )
+        return [str(r[0]) for r in rows]
+
     # Runs ----------------------------------------------------------------------------
     def create_run(
         self,

@@ -35,6 +35,7 @@ from serving.http.routes.deps import (
 )
 from serving.http.routes.views import iso, run_out, state_out, thread_out
 from serving.http.run_store import RunRecord, ThreadRecord
+from serving.http.runs import NewThread
 from serving.http.services import Services
 from serving.http.sse import (
     KEEPALIVE,
@@ -246,9 +247,10 @@ def _create(
     check_run_create(body)
     modes = normalize_modes(body.stream_mode)
     question = body.question()
+    new: NewThread | None = None  # created by submit once the run is admitted
     if thread_id is None:
         thread_id = str(uuid.uuid4())
-        svc.store.create_thread(thread_id, {"stateless": True}, owner=who.key_id, temporary=True)
+        new = NewThread({"stateless": True}, temporary=True)
     elif visible_thread(svc, who, thread_id) is None:
         if body.if_not_exists != "create":
             raise NotFoundError(
@@ -256,12 +258,12 @@ def _create(
             )
         if svc.store.get_thread(thread_id) is not None:
             raise thread_id_taken(thread_id)
-        svc.store.create_thread(thread_id, {}, owner=who.key_id)
+        new = NewThread()
     run = svc.runs.submit(
         run_id=str(uuid.uuid4()), thread_id=thread_id, assistant_id=ASSISTANT_ID,
         question=question, options=body.budget().to_options(), metadata=body.metadata,
         owner=who.key_id, allow_queue_on_thread=body.multitask_strategy == "enqueue",
-        stream_modes=modes,
+        stream_modes=modes, new_thread=new,
     )  # fmt: skip
     return run, modes
 

@@ -28,6 +28,7 @@ from serving.http.routes.deps import (
 )
 from serving.http.routes.views import run_out
 from serving.http.run_store import RunRecord
+from serving.http.runs import NewThread
 from serving.http.services import Services
 from serving.http.sse import KEEPALIVE, EventStreamResponse, frame, parse_event_id, sse_response
 from serving.http.wire import (
@@ -90,14 +91,15 @@ async def start_run(
 ) -> RunOut:
     svc = services(request)
     thread_id = body.thread_id or str(uuid.uuid4())
+    new: NewThread | None = None
     if visible_thread(svc, who, thread_id) is None:
         if svc.store.get_thread(thread_id) is not None:
             raise thread_id_taken(thread_id)
-        svc.store.create_thread(thread_id, {}, owner=who.key_id, temporary=body.thread_id is None)
+        new = NewThread(temporary=body.thread_id is None)
     run = svc.runs.submit(
         run_id=str(uuid.uuid4()), thread_id=thread_id, assistant_id="research",
         question=body.question, options=body.budget.to_options() if body.budget else None,
-        metadata={}, owner=who.key_id,
+        metadata={}, owner=who.key_id, new_thread=new,
     )  # fmt: skip
     return run_out(run)
 

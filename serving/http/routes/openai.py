@@ -44,6 +44,7 @@ from serving.http.research import compose_question
 from serving.http.response_builder import sources_markdown
 from serving.http.routes import responses
 from serving.http.routes.deps import check_model, principal, services
+from serving.http.runs import NewThread
 from serving.http.services import Services
 from serving.http.sse import KEEPALIVE, frame, sse_response
 from serving.http.wire import (
@@ -87,11 +88,11 @@ def _start(svc: Services, body: ChatCompletionRequest, who: Principal) -> str:
     check_chat_request(body)
     question = compose_question(body.turns())
     thread_id, run_id = f"chat-{uuid.uuid4()}", str(uuid.uuid4())
-    svc.store.create_thread(thread_id, {"api": "openai"}, owner=who.key_id, temporary=True)
     svc.runs.submit(
         run_id=run_id, thread_id=thread_id, assistant_id="research", question=question,
         options=body.thinkrag.to_options() if body.thinkrag else None,
         metadata={"api": "openai"}, owner=who.key_id,
+        new_thread=NewThread({"api": "openai"}, temporary=True),
     )  # fmt: skip
     return run_id
 
