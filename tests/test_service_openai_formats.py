@@ -152,3 +152,37 @@ def test_prose_where_json_was_asked_is_a_502(tmp_path: Path, scripted_model: Mod
                 model=MODEL, messages=ASK, response_format={"type": "json_object"}
             )
         assert info.value.status_code == 502 and "not JSON" in str(info.value.body)
+
+
+def test_a_server_without_structured_outputs_is_asked_again_without_them(
+    tmp_path: Path, scripted_model: ModelFactory
+) -> None:
+    def turn(req: ScriptRequest) -> ScriptedTurn:
+        if req.body.get("response_format"):
+            return ScriptedTurn(status=400, error_message="response_format is not supported")
+        if "Researched answer" in json.dumps(req.body["messages"]):
+            return ScriptedTurn(content='{"capital": "Sylvania City", "country": "Freedonia"}')
+        return research_turn(req)
+
+    model = scripted_model(turn)
+    with ThreadServer(service_settings(tmp_path, model.base_url)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+        completion = client.chat.completions.parse(
+            model=MODEL, messages=ASK, response_format=Capital
+        )  # type: ignore[arg-type]
+    assert completion.choices[0].message.parsed == Capital(
+        capital="Sylvania City", country="Freedonia"
+    )
+    retry = _chats(model)[-1]
+    assert not retry.get("response_format") and '"capital"' in retry["messages"][-1]["content"]
+
+
+def test_low_reasoning_effort_lowers_the_step_budget(
+    client: openai.OpenAI, model: ScriptedModelServer
+) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL, messages=ASK, reasoning_effort="minimal"
+    )
+    assert "Sylvania City" in (completion.choices[0].message.content or "")
+    with_tools = [body for body in _chats(model) if body.get("tools")]
+    assert len(with_tools) == 1  # one research step, then the closing answer without tools

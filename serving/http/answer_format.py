@@ -5,25 +5,29 @@ Why a separate call: the research steps must stay free to call tools, so their o
 cannot be constrained to the client's schema. Once the run has answered, one call
 without tools turns the cited answer and its sources into JSON, sent with
 `response_format` so a server with structured outputs (vLLM) decodes only valid JSON.
-The result is then parsed and validated with `jsonschema` whatever the server did: a
-mismatch is a 502 that says so, never an answer that breaks the client's parser.
+A server that refuses the field (no structured outputs) is asked again without it, the
+schema then only in the prompt. The result is parsed and validated with `jsonschema`
+whatever the server did: a mismatch is a 502 that says so, never an answer that breaks
+the client's parser.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import jsonschema
 from pydantic import JsonValue
 
-from agent.errors import ModelError, run_error_kind
+from agent.errors import ModelError, ModelRequestError, run_error_kind
 from agent.events import Source
 from agent.llm.types import ChatRequest, ChatResult, Message, ReasoningModel, Usage
 from serving.http.errors import BadRequestError, RunFailedError, ServiceError
 
+log = logging.getLogger(__name__)
 JsonObject = dict[str, JsonValue]
 SHAPE_MAX_TOKENS = 1024
 
@@ -172,12 +176,26 @@ async def shape_answer(
         response_format=fmt.wire(),
     )
     result: ChatResult | None = None
+    sent = False
     try:
-        async for piece in model.stream_chat(request):
-            if isinstance(piece, ChatResult):
-                result = piece
-            elif piece.kind == "content" and piece.text:
-                yield piece.text
+        try:
+            async for piece in model.stream_chat(request):
+                if isinstance(piece, ChatResult):
+                    result = piece
+                elif piece.kind == "content" and piece.text:
+                    sent = True
+                    yield piece.text
+        except ModelRequestError:
+            if sent:
+                raise
+            # A server without structured outputs refuses the field: ask without it (the
+            # schema is in the prompt) and let the check below judge the answer.
+            log.info("the model server refused response_format; formatting without it")
+            async for piece in model.stream_chat(replace(request, response_format=None)):
+                if isinstance(piece, ChatResult):
+                    result = piece
+                elif piece.kind == "content" and piece.text:
+                    yield piece.text
     except ModelError as exc:
         raise RunFailedError(run_error_kind(exc), f"formatting the answer as JSON: {exc}") from exc
     if result is None:

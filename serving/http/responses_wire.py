@@ -16,7 +16,7 @@ from pydantic import Field, JsonValue
 
 from agent.config import RunOptions
 from serving.http.errors import ValidationFailedError
-from serving.http.wire import CompatModel, RunBudget, Unhonoured, WireModel
+from serving.http.wire import EFFORT_STEPS, CompatModel, Effort, RunBudget, Unhonoured, WireModel
 
 JsonObject = dict[str, JsonValue]
 
@@ -41,7 +41,7 @@ class InputItem(CompatModel):
 
 
 class ReasoningParam(CompatModel):
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    effort: Effort | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
@@ -61,10 +61,6 @@ class TextFormat(CompatModel):
 class TextConfig(CompatModel):
     format: TextFormat | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
-
-
-# Steps a run may take per reasoning effort; medium and above keep the server's budget.
-EFFORT_STEPS: dict[str, int] = {"none": 1, "minimal": 1, "low": 3}
 
 
 class ResponseCreate(CompatModel):
@@ -114,14 +110,9 @@ class ResponseCreate(CompatModel):
         """The run's budget: `thinkrag` overrides, lowered by `max_tool_calls` and by a
         low `reasoning.effort` (fewer research steps)."""
         steps = EFFORT_STEPS.get(self.reasoning.effort or "") if self.reasoning else None
-        overrides = self.thinkrag.overrides() if self.thinkrag else {}
-        if self.max_tool_calls is not None:
-            overrides["max_tool_calls"] = min(
-                self.max_tool_calls, overrides.get("max_tool_calls", self.max_tool_calls)
-            )
-        if steps is not None:
-            overrides["max_steps"] = min(steps, overrides.get("max_steps", steps))
-        return RunBudget.model_validate(overrides).to_options()
+        return (self.thinkrag or RunBudget.model_validate({})).lowered(
+            max_steps=steps, max_tool_calls=self.max_tool_calls
+        )
 
 
 class StoredRequest(WireModel):

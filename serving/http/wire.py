@@ -74,6 +74,20 @@ class RunBudget(RunOptions):
     def to_options(self) -> RunOptions | None:
         return self if self.overrides() else None
 
+    def lowered(self, **caps: int | None) -> RunOptions | None:
+        """These overrides with each budget in `caps` lowered to it (None: no cap)."""
+        overrides = self.overrides()
+        for name, cap in caps.items():
+            if cap is not None:
+                overrides[name] = min(cap, overrides.get(name, cap))
+        return RunBudget.model_validate(overrides).to_options()
+
+
+# Research steps a run may take per OpenAI reasoning effort; medium and above keep the
+# server's budget.
+EFFORT_STEPS: dict[str, int] = {"none": 1, "minimal": 1, "low": 3}
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
 
 # -- OpenAI-compatible -------------------------------------------------------------------
 class ContentPart(CompatModel):
@@ -118,8 +132,13 @@ class ChatCompletionRequest(CompatModel):
     modalities: Unhonoured = None
     prediction: Unhonoured = None
     web_search_options: Unhonoured = None
+    reasoning_effort: Effort | None = None  # a low effort lowers the step budget
     # thinkrag extension (send with the OpenAI SDK's `extra_body={"thinkrag": {...}}`).
     thinkrag: RunBudget | None = None
+
+    def budget(self) -> RunOptions | None:
+        steps = EFFORT_STEPS.get(self.reasoning_effort or "")
+        return (self.thinkrag or RunBudget.model_validate({})).lowered(max_steps=steps)
 
     def turns(self) -> list[tuple[str, str]]:
         turns: list[tuple[str, str]] = [(m.role, m.text) for m in self.messages]

@@ -90,7 +90,7 @@ def _start(svc: Services, body: ChatCompletionRequest, who: Principal) -> str:
     thread_id, run_id = f"chat-{uuid.uuid4()}", str(uuid.uuid4())
     svc.runs.submit(
         run_id=run_id, thread_id=thread_id, assistant_id="research", question=question,
-        options=body.thinkrag.to_options() if body.thinkrag else None,
+        options=body.budget(),
         metadata={"api": "openai"}, owner=who.key_id,
         new_thread=NewThread({"api": "openai"}, temporary=True),
     )  # fmt: skip
