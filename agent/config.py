@@ -110,6 +110,8 @@ class AgentConfig(Budgets):
     fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     retrieval_first: bool = False  # search the question itself before the first model call
     multihop_first: bool = False  # ...through retrieval.search.multihop.MultiHopRetriever
+    # ...and then up to this many names the question holds, each searched alone.
+    prefetch_names: int = Field(default=0, ge=0, le=4)
     # Every `search` call through the multi-hop strategy: each query also brings the
     # passages its top hits name, so a model that searches once still sees the second hop.
     multihop_search: bool = False

@@ -236,6 +236,21 @@ async def test_retrieval_first_searches_before_the_model(scripted_model: Factory
     assert done.sources[0].doc_id == "freedonia"
 
 
+async def test_prefetch_names_searches_each_name_of_the_question(scripted_model: Factory) -> None:
+    server = scripted_model([ScriptedTurn(content="Sylvania City [1].")])
+    config = AgentConfig(top_k=1, retrieval_first=True, prefetch_names=2)
+    agent = make_agent(server.base_url, config)
+    question = "What is the capital of Freedonia?"
+    events = await collect(agent.run(question, thread_id="t", run_id="r"))
+    await agent.aclose()
+    calls = [e for e in events if isinstance(e, ToolCallEvent)]
+    # "What" opens the question; only the name is searched on its own.
+    assert [json.loads(c.arguments)["query"] for c in calls] == [question, "Freedonia"]
+    first = chat_requests(server)[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "tool", "tool"]
+    assert finished(events).tool_calls == 2
+
+
 async def test_unreachable_model_is_a_typed_run_error() -> None:
     import socket
 

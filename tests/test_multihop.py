@@ -15,6 +15,7 @@ from retrieval.search.multihop import (
     MultiHopConfigError,
     MultiHopRetriever,
     entity_spans,
+    question_entities,
     title_mentioned,
 )
 from retrieval.types import Passage, Retriever
@@ -89,6 +90,25 @@ def test_entity_spans_and_title_links() -> None:
     assert title_mentioned("Orla Penhallow", text)
     assert title_mentioned("Tower and Bell (1931 play)", text)  # disambiguation dropped
     assert not title_mentioned("Penhallow Bay", text)
+
+
+def test_question_entities_drop_the_interrogative_opening() -> None:
+    assert question_entities("How many parameters does DeepSeek-R1 activate?") == ["DeepSeek-R1"]
+    assert question_entities('Where was "Letters From Marrowick" written in 1931?') == [
+        "Letters From Marrowick",
+        "1931",
+    ]
+    assert question_entities("what is a mixture of experts?") == []
+
+
+def test_question_round_brings_the_passage_about_the_name() -> None:
+    # The question's other words ("river", "birthplace", "inventor") outrank the passage
+    # about Orla Penhallow; searching the name alone puts it in the budget.
+    question = "Which river runs through the birthplace of the inventor Orla Penhallow?"
+    plain = [hit.doc_id for hit in corpus().search(question, k=2)]
+    named = MultiHopRetriever(corpus(), expansions=("question",), question_entity_weight=2.0)
+    assert "orla" not in plain
+    assert "orla" in [hit.doc_id for hit in named.search(question, k=2)]
 
 
 def test_bad_parameters_are_rejected() -> None:

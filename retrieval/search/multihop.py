@@ -80,6 +80,50 @@ def title_mentioned(title: str, text: str) -> bool:
     return bool(core) and f" {core} " in f" {_norm(text)} "
 
 
+EXPANSION_KINDS = ("title", "entities", "links", "question")
+
+# Words that open a question: capitalised only because they start it, never names.
+_QUESTION_WORDS = frozenset(
+    [
+        "how",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "does",
+        "do",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "list",
+        "name",
+        "give",
+        "tell",
+        "compare",
+        "explain",
+        "describe",
+    ]
+)
+
+
+def question_entities(question: str, *, limit: int = 4) -> list[str]:
+    """The names a question holds (quoted, capitalised spans, years), without its
+    interrogative opening; each is worth a search of its own."""
+    spans = entity_spans(question, limit=limit + 2)
+    return [s for s in spans if not _words(s) <= _QUESTION_WORDS | _SENTENCE_START_STOP][:limit]
+
+
 class MultiHopConfigError(ValueError):
     """A MultiHopRetriever parameter is out of range."""
 
@@ -136,6 +180,12 @@ class MultiHopRetriever:
     the same index, since a name lookup is lexical and cheap) and keep the hits whose title
     the seed's text mentions; those lists weigh `link_weight` divided by the seed's rank.
     `title` and `entities` add question+title / question+entities queries instead.
+
+    `question` searches each name the question itself holds ("DeepSeek-R1" in "How many
+    parameters does DeepSeek-R1 activate?"), alone, weighted `question_entity_weight`: a
+    long question's own search is dominated by its other words (here "parameters" pulls in
+    every model's size table), so the passage about the named thing, which holds the link
+    to the second hop, may not make the first list at all.
     """
 
     def __init__(
@@ -154,16 +204,17 @@ class MultiHopRetriever:
         link_weight: float = 3.0,
         link_seeds: int | None = None,
         link_retriever: Retriever | None = None,
+        question_entity_weight: float = 1.0,
     ) -> None:
-        unknown = set(expansions) - {"title", "entities", "links"}
+        unknown = set(expansions) - set(EXPANSION_KINDS)
         if unknown:
             raise MultiHopConfigError(
-                f"unknown expansion kinds {sorted(unknown)}; use 'title', 'entities', 'links'"
+                f"unknown expansion kinds {sorted(unknown)}; use one of {list(EXPANSION_KINDS)}"
             )
         for name, value in (("first_k", first_k), ("seeds", seeds), ("expansion_k", expansion_k)):
             if value < 1:
                 raise MultiHopConfigError(f"{name} must be >= 1, got {value}")
-        if rrf_k < 0 or question_weight < 0 or expansion_weight < 0:
+        if rrf_k < 0 or min(question_weight, expansion_weight, question_entity_weight) < 0:
             raise MultiHopConfigError("rrf_k and the weights must be >= 0")
         self.base = base
         self.first_k = first_k
@@ -178,6 +229,7 @@ class MultiHopRetriever:
         self.link_weight = link_weight
         self.link_seeds = seeds if link_seeds is None else link_seeds
         self.link_retriever = link_retriever or base
+        self.question_entity_weight = question_entity_weight
 
     def expansion_queries(self, question: str, first: Sequence[Hit]) -> list[ExpansionQuery]:
         """The second-round queries built from the top first-round hits."""
@@ -233,6 +285,10 @@ class MultiHopRetriever:
         for expansion in self.expansion_queries(query, first):
             ranked = self.base.search(expansion.text, k=self.expansion_k, filters=filters)
             add(ranked, self.expansion_weight / (expansion.seed_rank + 1))
+        if "question" in self.expansions:
+            for span in question_entities(query, limit=self.max_entities):
+                ranked = self.base.search(span, k=self.expansion_k, filters=filters)
+                add(ranked, self.question_entity_weight)
         if "links" in self.expansions:
             for rank, seed in enumerate(first[: self.link_seeds]):
                 add(self.linked_hits(seed, filters), self.link_weight / (rank + 1))

@@ -37,6 +37,7 @@ def agent_config_for(profile: ModelProfile | None, **overrides: Any) -> AgentCon
             "think_first": profile.think_first,
             "retrieval_first": profile.retrieval_first,
             "multihop_first": profile.multihop_first,
+            "prefetch_names": profile.prefetch_names,
             "max_repeated_searches": profile.max_repeated_searches,
             "top_k": profile.top_k,
             "observation_token_budget": profile.observation_token_budget,

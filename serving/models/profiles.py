@@ -42,7 +42,9 @@ LOCAL_PERSONA = (
 # Small models drop "cite as [n]" unless shown where the numbers go.
 LOCAL_FINALIZE = (
     "Stop researching now ({{reason}}). Answer the question in one or two sentences using "
-    "only the passages above, and put the number of each passage you used in square "
+    "only the passages above. Copy every number and name exactly as a passage writes it. "
+    "If one passage says what the subject is built on or part of and another gives that "
+    "thing's facts, combine the two. Put the number of each passage you used in square "
     "brackets right after the claim, like this: Paris is the capital of France [2]. "
     "Question: {{question}}"
 )
@@ -102,6 +104,7 @@ class ModelProfile(BaseModel):
     think_first: bool | None = None
     retrieval_first: bool | None = None
     multihop_first: bool | None = None
+    prefetch_names: int | None = None
     max_repeated_searches: int | None = None
     top_k: int | None = None
     observation_token_budget: int | None = None
@@ -318,6 +321,9 @@ def _local() -> list[ModelProfile]:
             # Plain prefetch: at 3 passages the multi-hop one filled two slots with the R1
             # overview and cut V3's size section; plain search put it first.
             multihop_first=False,
+            # The demo question names R1 but its own search finds V3's sizes first; a
+            # second search for the name alone brings "R1 is built on V3".
+            prefetch_names=1,
             top_k=3,
             observation_token_budget=600,
             temperature=0.0,

@@ -79,6 +79,9 @@ class _SSEResponse(Response):
                 pump_task.cancel()
                 self._server.mark_disconnected(self._req)
             watch_task.cancel()
+            # Let the cancellations land: a task asked to cancel is not done yet, and
+            # reading its outcome before it is raises InvalidStateError.
+            await asyncio.gather(pump_task, watch_task, return_exceptions=True)
         exc = None if pump_task.cancelled() else pump_task.exception()
         if isinstance(exc, OSError) or type(exc).__name__ == "ClientDisconnect":
             self._server.mark_disconnected(self._req)
