@@ -6,6 +6,7 @@ ownership, and a 400 naming each parameter we cannot honour."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -390,3 +391,27 @@ def test_a_failed_run_is_its_status_or_a_failed_event(
         assert failed.status == "failed" and failed.error is not None
         assert "malformed for this model" in failed.error.message
         assert client.responses.retrieve(failed.id).status == "failed"
+
+
+def test_a_client_leaving_a_stream_cancels_the_run(
+    tmp_path: Path, scripted_model: ModelFactory
+) -> None:
+    def slow(req: ScriptRequest) -> ScriptedTurn:
+        return ScriptedTurn(reasoning="thinking " * 200, content="late", latency=0.05)
+
+    with ThreadServer(service_settings(tmp_path, scripted_model(slow).base_url)) as server:
+        payload = {"model": MODEL, "input": ASK, "stream": True}
+        response_id = None
+        with httpx.stream("POST", server.url + "/v1/responses", json=payload, timeout=30) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: ") and "response.created" in line:
+                    response_id = json.loads(line[6:])["response"]["id"]
+                if "response.reasoning_text.delta" in line:
+                    break  # hang up mid-thought
+        assert response_id is not None
+        client = _client(server)
+        deadline = time.monotonic() + 20
+        while (got := client.responses.retrieve(response_id)).status == "in_progress":
+            assert time.monotonic() < deadline, "the run was not cancelled"
+            time.sleep(0.1)
+        assert got.status == "cancelled" and got.error is not None
