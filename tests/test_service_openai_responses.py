@@ -186,7 +186,7 @@ def _client(server: ThreadServer) -> openai.OpenAI:
 def test_following_an_older_response_forks_with_its_conversation(
     client: openai.OpenAI, model: ScriptedModelServer
 ) -> None:
-    first = client.responses.create(model=MODEL, input=ASK)
+    first = client.responses.create(model=MODEL, input=ASK, instructions="Answer in French.")
     second = client.responses.create(
         model=MODEL, input="Say it again.", previous_response_id=first.id
     )
@@ -196,6 +196,8 @@ def test_following_an_older_response_forks_with_its_conversation(
     assert thread(second) == thread(first) != thread(fork)
     prompt = json.dumps(_chats(model)[before]["messages"])
     assert ASK in prompt and "Spell it." in prompt and "Say it again." not in prompt
+    assert "Sylvania City" in prompt  # the first answer is part of the forked context
+    assert "Answer in French." not in prompt  # instructions do not carry over, as on OpenAI
 
 
 def test_json_schema_format_answers_matching_json(

@@ -20,7 +20,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from agent.events import parse_event
+from agent.events import RunFinished, parse_event
 from serving.http.answer_format import AnswerFormat, Shaped, shape_answer
 from serving.http.auth import Principal
 from serving.http.errors import NotFoundError, RunFailedError, ServiceError
@@ -69,16 +69,27 @@ def _chain(svc: Services, record: ResponseRecord) -> list[tuple[str, str]]:
         records.append(found)
     turns: list[tuple[str, str]] = []
     for r in reversed(records):
-        turns += StoredRequest.model_validate(r.request).turns
-        turns.append(("assistant", _answer_text(r.output)))
+        req = StoredRequest.model_validate(r.request)
+        turns += req.turns[1:] if req.instructions else req.turns  # instructions do not carry
+        turns.append(("assistant", _answer_text(svc, r)))
     return turns
 
 
-def _answer_text(output: JsonObject | None) -> str:
-    if output is None:
-        return ""
-    items = ResponseObject.model_validate(output).output
-    return "".join(p.text for item in items if isinstance(item, MessageItem) for p in item.content)
+def _answer_text(svc: Services, record: ResponseRecord) -> str:
+    """The response's answer: from its stored object, else from its run's final event."""
+    if record.output is not None:
+        items = ResponseObject.model_validate(record.output).output
+        return "".join(
+            p.text for item in items if isinstance(item, MessageItem) for p in item.content
+        )
+    cursor, answer = 0, ""
+    while batch := svc.store.events_after(record.run_id, cursor, limit=256):
+        for row in batch:
+            if row.kind == "agent" and '"run_finished"' in row.data:
+                event = parse_event(row.data)
+                answer = event.answer if isinstance(event, RunFinished) else answer
+            cursor = row.seq
+    return answer
 
 
 def _builder(svc: Services, record: ResponseRecord) -> ResponseBuilder:
