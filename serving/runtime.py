@@ -338,6 +338,17 @@ def build_store(settings: Settings) -> Store:
     return PostgresStore(url)
 
 
+def check_store(settings: Settings) -> None:
+    """Open the store once (migrating it) so a bad database fails before the server
+    starts, as one `StartupError` line."""
+    from serving.http.run_store import StoreError
+
+    try:
+        build_store(settings).close()
+    except StoreError as exc:
+        raise StartupError(str(exc)) from exc
+
+
 def replica_name(settings: Settings) -> str:
     """This process's name in leases and metrics: unique per process, readable in logs."""
     import os

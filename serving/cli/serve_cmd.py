@@ -42,12 +42,19 @@ def serve(
         list[str] | None,
         typer.Option(help="Host or CIDR fetch_url may reach although private (repeatable)."),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="postgresql://... : keep runs, events and checkpoints in Postgres, shared "
+            "by every replica started with the same URL (default: a SQLite file)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI-compatible, LangGraph-compatible and native HTTP APIs, and the
     research console at `/`."""
     from serving.cli.common import runtime_from_flags, usage_errors
     from serving.http.app import create_app
-    from serving.runtime import check_model
+    from serving.runtime import check_model, check_store
 
     runtime = runtime_from_flags(
         config,
@@ -58,11 +65,13 @@ def serve(
         model_url=model,
         enable_fetch_url=fetch_url,
         fetch_allow_hosts=fetch_allow_host or None,
+        database_url=database_url,
     )
     settings = runtime.settings
     with usage_errors():
         settings.check_exposure()
         runtime.components()  # fails fast on a missing or broken index or a bad model URL
+        check_store(settings)
     if not skip_model_check:
         problem = asyncio.run(check_model(settings))
         if problem:
