@@ -417,3 +417,14 @@ def test_a_client_leaving_a_stream_cancels_the_run(
             assert time.monotonic() < deadline, "the run was not cancelled"
             time.sleep(0.1)
         assert got.status == "cancelled" and got.error is not None
+
+
+def test_sdk_parse_reads_the_json_answer_into_a_pydantic_model(client: openai.OpenAI) -> None:
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        capital: str
+        country: str
+
+    parsed = client.responses.parse(model=MODEL, input=ASK, text_format=Capital)
+    assert parsed.output_parsed == Capital(capital="Sylvania City", country="Freedonia")
