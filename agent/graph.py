@@ -31,7 +31,7 @@ from agent.nodes.prefetch import make_prefetch
 from agent.nodes.reason import make_reason
 from agent.nodes.start import make_start
 from agent.prompts import Prompts
-from agent.state import AgentState
+from agent.state import AgentState, ResearchInput
 from agent.tools.base import Tool, ToolBox
 from retrieval.types import Retriever
 
@@ -85,9 +85,12 @@ def after_act(state: AgentState) -> AfterAct:
     return "condense" if state.pending_results else "reason"
 
 
-def build_graph(deps: NodeDeps) -> StateGraph[AgentState]:
+Graph = StateGraph[AgentState, None, ResearchInput, AgentState]
+
+
+def build_graph(deps: NodeDeps) -> Graph:
     cfg = deps.config
-    graph: StateGraph[AgentState] = StateGraph(AgentState)
+    graph: Graph = StateGraph(AgentState, input_schema=ResearchInput)
     graph.add_node("start", make_start(deps))
     graph.add_node("plan", make_plan(deps))
     graph.add_node("prefetch", make_prefetch(deps))

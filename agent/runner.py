@@ -127,9 +127,11 @@ class ResearchAgent:
         deps = dataclasses.replace(self._deps, journal=journal)
         return build_graph(deps).compile(checkpointer=saver)
 
-    def _config(self, thread_id: str, budgets: Budgets, deadline: float) -> dict[str, Any]:
+    def _config(
+        self, thread_id: str, budgets: Budgets, deadline: float, run_id: str
+    ) -> dict[str, Any]:
         return {
-            "configurable": {"thread_id": thread_id, "deadline_at": deadline},
+            "configurable": {"thread_id": thread_id, "deadline_at": deadline, "run_id": run_id},
             "recursion_limit": budgets.recursion_limit,
         }
 
@@ -149,14 +151,10 @@ class ResearchAgent:
         yield RunStarted(run_id=run_id, thread_id=thread_id, question=question)
         started = time.time()
         deadline = started + budgets.deadline_seconds
-        state_in = {
-            "run_id": run_id,
-            "question": question,
-            "budgets": budgets,
-            "started_at": started,
-            "deadline_at": deadline,  # checkpointed: resume() keeps this clock
-        }
-        config = self._config(thread_id, budgets, deadline)
+        # The start node takes the run id and the deadline from the config and checkpoints
+        # them (resume() keeps this clock), as it does on any LangGraph server.
+        state_in = {"question": question, "budgets": budgets}
+        config = self._config(thread_id, budgets, deadline, run_id)
         async for event in self._drive(graph, state_in, config, run_id):
             if isinstance(event, RunFinished):
                 await self._prune(thread_id, run_id)
@@ -192,8 +190,9 @@ class ResearchAgent:
                 )
             return
         budgets: Budgets = values["budgets"]
-        yield RunStarted(run_id=run_id, thread_id=thread_id, question=values.get("question", ""))
-        config = self._config(thread_id, budgets, stored_deadline(values))
+        question = values.get("current_question") or values.get("question", "")
+        yield RunStarted(run_id=run_id, thread_id=thread_id, question=question)
+        config = self._config(thread_id, budgets, stored_deadline(values), run_id)
         async for event in self._drive(graph, None, config, run_id):
             if isinstance(event, RunFinished):
                 await self._prune(thread_id, run_id)

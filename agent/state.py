@@ -7,9 +7,13 @@ allow-listed for LangGraph's msgpack serializer in `STATE_TYPES`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from typing_extensions import TypedDict
 
 from agent.config import Budgets
 from agent.events import Source, StopReason
@@ -139,27 +143,56 @@ SourceRecord = Source
 StateUpdate = dict[str, Any]
 """What a node returns: the fields it changes, by name (LangGraph writes only those)."""
 
-_THREAD_SCOPED = frozenset({"transcript", "prompt_text", "sources", "exchanges"})
+_THREAD_SCOPED = frozenset({"messages", "transcript", "prompt_text", "sources", "exchanges"})
 _RUN_INPUT = frozenset({"run_id", "question", "budgets", "started_at", "deadline_at"})
+
+Messages = Annotated[list[AnyMessage], add_messages]
+"""The public conversation in LangChain's message types (what chat clients show): each
+question, the model's tool calls with their results, and each final answer."""
+
+
+class BudgetsInput(TypedDict, total=False):
+    """Budget overrides as plain JSON (`Budgets` field names); each is clamped to the
+    server's maximum by the start node."""
+
+    max_steps: int
+    max_tool_calls: int
+    max_total_tokens: int
+    thinking_tokens_per_step: int
+    deadline_seconds: float
+    top_k: int
+
+
+class ResearchInput(TypedDict, total=False):
+    """What a run takes as JSON: a `question`, or `messages` whose last human message is
+    the question (chat clients send this), and optional `budgets`."""
+
+    question: str
+    messages: Messages
+    budgets: BudgetsInput
 
 
 @dataclass(frozen=True, slots=True)
 class AgentState:
     """LangGraph state, one field per channel (so checkpoints hold plain records).
 
-    Thread-scoped (kept across questions): transcript, prompt_text, sources, exchanges.
-    Run input (set by the runner): run_id, question, budgets, started_at, deadline_at.
+    Thread-scoped (kept across questions): messages, transcript, prompt_text, sources,
+    exchanges. Run input: question and budgets (`ResearchInput`; budgets may arrive as a
+    plain dict); the start node reads them and fills current_question, run_id,
+    started_at and deadline_at.
     Everything else is run-scoped and reset by the start node (`run_reset`).
     """
 
     # thread-scoped
+    messages: Messages = field(default_factory=list)
     transcript: list[ChatTurn] = field(default_factory=list)
     prompt_text: str = ""  # the tags protocol's growing raw prompt
     sources: dict[int, Source] = field(default_factory=dict)
     exchanges: list[ChatTurn] = field(default_factory=list)  # questions and final answers
-    # run input
+    # run input: `question` is an input slot (emptied by the start node once read)
     run_id: str = ""
     question: str = ""
+    current_question: str = ""  # the question this run answers
     budgets: Budgets = field(default_factory=Budgets)
     started_at: float | None = None  # time.time() when the run started
     deadline_at: float | None = None  # absolute deadline, fixed at start and kept on resume
@@ -178,6 +211,22 @@ class AgentState:
     repeats: int = 0  # consecutive steps that only repeated earlier searches
     result: RunResult | None = None
 
+    def __post_init__(self) -> None:
+        """Rebuild records that a checkpoint loader handed back as plain data.
+
+        A strict msgpack loader that was not told our record types returns each one as its
+        field dict (LangGraph servers lose the graph's derived allow-list when they copy
+        the compiled graph); validating the field restores the record. Partial budgets are
+        run input, which the start node reads and clamps.
+        """
+        for name, adapter in _record_adapters().items():
+            value = getattr(self, name)
+            full = isinstance(value, dict) and value.keys() >= _FULL_BUDGETS
+            if name == "budgets" and not full:
+                continue
+            if _holds_plain_data(value):
+                object.__setattr__(self, name, adapter.validate_python(value))
+
     def merged(self, update: StateUpdate) -> AgentState:
         """This state with `update` applied, as the next node will see it."""
         return replace(self, **update)
@@ -188,6 +237,28 @@ class AgentState:
         blank = cls()
         skip = _THREAD_SCOPED | _RUN_INPUT
         return {f.name: getattr(blank, f.name) for f in fields(cls) if f.name not in skip}
+
+
+_RECORD_FIELDS = (
+    "transcript", "sources", "exchanges", "budgets", "usage", "steps", "pending",
+    "pending_results", "draft", "result",
+)  # fmt: skip
+_FULL_BUDGETS = frozenset(Budgets.model_fields)
+
+
+@cache
+def _record_adapters() -> dict[str, TypeAdapter[Any]]:
+    hints = get_type_hints(AgentState)
+    return {name: TypeAdapter(hints[name]) for name in _RECORD_FIELDS}
+
+
+def _holds_plain_data(value: object) -> bool:
+    """True when a record field holds a dict where a record belongs."""
+    if isinstance(value, dict):  # a record as a dict, or a mapping of records as dicts
+        return bool(value) and not all(isinstance(v, BaseModel) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, dict) for v in value)
+    return False
 
 
 STATE_TYPES: tuple[type, ...] = (

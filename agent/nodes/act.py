@@ -7,8 +7,10 @@ numbering does not depend on which call finished first.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
 from agent.context import estimate_tokens, truncate_to_tokens
@@ -80,8 +82,51 @@ async def run_calls(
     return results
 
 
-def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord]) -> StateUpdate:
-    """The state update for executed calls (sources, cache, counters, step record)."""
+def tool_messages(
+    state: AgentState, calls: Sequence[ToolCallRecord], results: Sequence[ToolResultRecord]
+) -> list[AnyMessage]:
+    """The step as chat messages: the model's tool calls (with its reasoning), then one
+    tool message per result, as LangChain-speaking clients show them."""
+    reasoning = state.steps[-1].reasoning if state.steps else ""
+    ask = AIMessage(
+        content="",
+        id=f"{state.run_id}-s{state.step}",
+        tool_calls=[
+            {"name": c.name, "args": arguments_of(c.arguments), "id": c.id, "type": "tool_call"}
+            for c in calls
+        ],
+        additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
+    )
+    answers: list[AnyMessage] = [
+        ToolMessage(
+            content=r.observation,
+            tool_call_id=r.call_id,
+            name=r.name,
+            id=f"{state.run_id}-{r.call_id}",
+            status="success" if r.ok else "error",
+        )
+        for r in results
+    ]
+    return [ask, *answers]
+
+
+def arguments_of(text: str) -> dict[str, object]:
+    """Tool arguments as a dict (LangChain's tool-call shape); raw text when not JSON."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"raw": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def commit(
+    state: AgentState,
+    ctx: ToolContext,
+    results: list[ToolResultRecord],
+    calls: Sequence[ToolCallRecord] | None = None,
+) -> StateUpdate:
+    """The state update for executed calls (sources, cache, counters, step record,
+    messages); `calls` default to the model's pending ones."""
     used = state.tool_calls_used + sum(
         1 for r in results if r.failure is None or r.failure.kind != "budget"
     )
@@ -95,6 +140,7 @@ def commit(state: AgentState, ctx: ToolContext, results: list[ToolResultRecord])
         "tool_calls_used": used,
         "steps": steps,
         "pending": [],
+        "messages": tool_messages(state, state.pending if calls is None else calls, results),
     }
 
 

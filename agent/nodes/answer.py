@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 
+from langchain_core.messages import AIMessage
+
 from agent.citations import CheckedAnswer, CitationFilter, check_answer, cited_span
 from agent.events import AnswerDelta, CitationEvent, StopReason
 from agent.nodes.common import NodeDeps, emit
@@ -110,6 +112,21 @@ def conclude(
     update.update(deps.protocol.record_answer(state, checked.text))
     answer_turn = ChatTurn(role="assistant", content=checked.text, kind="answer")
     update["exchanges"] = [*state.exchanges, answer_turn]
+    update["messages"] = [
+        AIMessage(
+            content=checked.text,
+            id=f"{run_id}-answer",
+            response_metadata={
+                "sources": [s.model_dump() for s in cited],
+                "finalized_reason": finalized_reason,
+            },
+            usage_metadata={
+                "input_tokens": state.usage.prompt_tokens,
+                "output_tokens": state.usage.completion_tokens,
+                "total_tokens": state.usage.total_tokens,
+            },
+        )
+    ]
     return update
 
 

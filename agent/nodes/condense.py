@@ -24,7 +24,9 @@ def make_condense(deps: NodeDeps):
         for r in state.pending_results:
             text = r.observation
             if r.ok and estimate_tokens(text) > deps.config.condense_min_tokens:
-                prompt = fill(deps.prompts.slot("condense"), question=state.question, document=text)
+                prompt = fill(
+                    deps.prompts.slot("condense"), question=state.current_question, document=text
+                )
                 # A side call with a fresh, tool-free context: the summary is what matters.
                 request = ChatRequest(
                     messages=[Message(role="user", content=prompt)],

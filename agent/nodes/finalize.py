@@ -53,7 +53,7 @@ def evidence_answer(state: AgentState, reason: StopReason) -> str:
     sources = state.sources
     numbers = _found_numbers(state)[: _EXTRACT_PASSAGES * 3]
     head = f"I could not finish the research ({reason_text(reason)})."
-    question = state.question
+    question = state.current_question
     best = likely_span(question, sources, numbers)
     if best is None:
         if not numbers:
@@ -79,7 +79,7 @@ async def _reword(
     deps: NodeDeps, state: AgentState, limits: StepLimits, on_reasoning: Callable[[str], None]
 ) -> tuple[str, Usage]:
     """One more closing call, asking for an answer in the model's own words."""
-    instruction = fill(REWORD, question=state.question)
+    instruction = fill(REWORD, question=state.current_question)
     try:
         return await deps.protocol.free_text(state, instruction, limits, on_reasoning, None)
     except (ModelError, TimeoutError) as exc:
@@ -99,7 +99,7 @@ def make_finalize(deps: NodeDeps):
             instruction = fill(
                 deps.prompts.slot("finalize"),
                 reason=reason_text(reason),
-                question=state.question,
+                question=state.current_question,
             )
             # The closing call must fit the context too, instruction included: compact old
             # observations first, then give the answer whatever room is left.

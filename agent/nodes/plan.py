@@ -14,7 +14,7 @@ from agent.state import AgentState, StateUpdate
 def make_plan(deps: NodeDeps):
     async def plan(state: AgentState, config: RunnableConfig) -> StateUpdate:
         limits = step_limits(deps, state, deadline_at(config))
-        instruction = fill(deps.prompts.slot("plan"), question=state.question)
+        instruction = fill(deps.prompts.slot("plan"), question=state.current_question)
         run_id = state.run_id
 
         def on_reasoning(text: str) -> None:

@@ -22,7 +22,7 @@ def make_prefetch(deps: NodeDeps):
             from retrieval.search.multihop import MultiHopRetriever
 
             ctx.retriever = MultiHopRetriever(deps.retriever)
-        question = state.question
+        question = state.current_question
         # The question itself, then each name it holds on its own: a long question's
         # search is pulled towards its other words, and the passage about the named thing
         # is the one that links to the next hop ("R1 is built on V3").
@@ -39,7 +39,7 @@ def make_prefetch(deps: NodeDeps):
             for i, query in enumerate(queries)
         ]
         results = await run_calls(deps, state, calls, ctx, thread_id=thread_of(config))
-        update = commit(state, ctx, results)
+        update = commit(state, ctx, results, calls)
         current = state.merged(update)
         update.update(deps.protocol.record_actions(current, calls))
         current = current.merged(update)
