@@ -46,6 +46,7 @@ from serving.http.sse import KEEPALIVE, json_frame, sse_response
 
 router = APIRouter()
 API = "openai.responses"
+SHAPE_GRACE_SECONDS = 300.0
 
 
 def _visible(svc: Services, who: Principal, response_id: str, param: str | None) -> ResponseRecord:
@@ -250,7 +251,12 @@ async def get_response(
     run = svc.store.get_run(record.run_id)
     async for row in _stored_events(svc, record.run_id):
         builder.feed(parse_event(row))
-    if run is not None and run.done and builder.response.status == "in_progress":
+    # A finished run whose JSON answer is still being written by the creating request
+    # stays in progress for a while; past that the writer is gone (a restart).
+    ended = run is not None and run.done and builder.response.status == "in_progress"
+    if ended and builder.finished is not None and run is not None:
+        ended = time.time() - run.updated_at > SHAPE_GRACE_SECONDS
+    if ended:
         builder.fail(
             "internal_error", "the run stopped before the response was finished; create it again"
         )
