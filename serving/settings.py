@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     requests_per_minute: int = Field(600, ge=1)
     sse_keepalive_seconds: float = Field(15.0, gt=0)
+    # A client has this long to send its request headers, and again its body; an idle
+    # keep-alive connection closes after at most this long (serving/http/slow_clients.py).
+    client_timeout_seconds: float = Field(15.0, gt=0)
     # Temporary threads (chat completions, Responses, stateless runs, /v1/runs without a
     # thread) are deleted with their runs, events and checkpoints once idle this long.
     temporary_thread_retention_seconds: float = Field(86_400.0, ge=0)

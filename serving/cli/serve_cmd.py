@@ -89,9 +89,12 @@ def server_config(app: Any, settings: Settings, *, log_level: str = "info") -> u
     """uvicorn's configuration for the service (also used by the tests' servers).
 
     X-Forwarded-For is honoured only from `trusted_proxies` (uvicorn trusts 127.0.0.1 by
-    default, which would let any local caller pick its own rate-limit identity).
+    default, which would let any local caller pick its own rate-limit identity). Slow
+    clients get `client_timeout_seconds` for their headers and for idling between requests.
     """
     import uvicorn
+
+    from serving.http.slow_clients import header_timeout_protocol
 
     return uvicorn.Config(
         app,
@@ -101,6 +104,8 @@ def server_config(app: Any, settings: Settings, *, log_level: str = "info") -> u
         access_log=False,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        http=header_timeout_protocol(settings.client_timeout_seconds),
+        timeout_keep_alive=max(1, min(5, round(settings.client_timeout_seconds))),
     )
 
 

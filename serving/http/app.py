@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from serving.http.auth import Authenticator
 from serving.http.errors import install_error_handlers
-from serving.http.limits import BodySizeLimit, RateLimiter
+from serving.http.limits import RateLimiter, RequestBody
 from serving.http.metrics import ServiceMetrics
 from serving.http.openapi import install_openapi
 from serving.http.research import warm_up
@@ -95,7 +95,11 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "x-api-key"],
             expose_headers=["Location", "Content-Location", "Retry-After"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestBody,
+        max_bytes=settings.max_request_bytes,
+        timeout_seconds=settings.client_timeout_seconds,
+    )
 
     from serving.console import mount_console
     from serving.http.routes import corpus, langgraph, native, openai

@@ -1,4 +1,5 @@
-"""Request protection: per-key request rate (token bucket) and the request body size cap.
+"""Request protection: per-key request rate (token bucket) and the request body's size
+and time caps.
 
 Concurrent-run limits live with the runs (`serving/http/runs.py`) because only the run
 manager knows when a run ends.
@@ -6,6 +7,7 @@ manager knows when a run ends.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -49,57 +51,79 @@ class RateLimiter:
         bucket.tokens -= 1
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for bodies over `max_bytes`, declared or streamed."""
+class RequestBody:
+    """ASGI middleware: a request body must stay under `max_bytes` (413) and arrive
+    within `timeout_seconds` (408, D14); the app then reads it from memory.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A body is read here in full (it is at most `max_bytes`) before the app sees it, so a
+    client trickling its body holds no route, no database work and no run slot: it
+    holds one buffered read, until the deadline closes it. Frameworks would turn a
+    failing receive into a 400, so both answers are sent from here.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(
-                "payload_too_large",
-                f"the request body is over the {self.max_bytes}-byte limit; send less text "
-                "(or raise THINKRAG_MAX_REQUEST_BYTES on the server)",
-            )
-        ).encode()
+    async def _reject(self, send: Send, status: int, type_: str, message: str) -> None:
+        body = json.dumps(error_body(type_, message)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
             }
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None:
-            # The server holds the body to its declared length, so the header is enough.
-            if declared.isdigit() and int(declared) > self.max_bytes:
-                await self._reject(send)
-                return
-            await self.app(scope, receive, send)
-            return
-        # A chunked body has no declared size: read it here (it is at most max_bytes) and
-        # answer 413 before the app sees it, since frameworks turn a failing receive into 400.
+    async def _too_large(self, send: Send) -> None:
+        await self._reject(
+            send, 413, "payload_too_large",
+            f"the request body is over the {self.max_bytes}-byte limit; send less text "
+            "(or raise THINKRAG_MAX_REQUEST_BYTES on the server)",
+        )  # fmt: skip
+
+    async def _read(self, receive: Receive, send: Send) -> list[Message] | None:
+        """The request's body messages, or None once a rejection has been sent."""
         messages: list[Message] = []
         seen = 0
         while True:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
-                break
+                return messages
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                await self._reject(send)
-                return
+                await self._too_large(send)
+                return None
             if not message.get("more_body", False):
-                break
+                return messages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        # The server holds a body to its declared length, so the header is enough here.
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        if declared in (None, b"0") and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body to wait for
+            return
+        try:
+            messages = await asyncio.wait_for(self._read(receive, send), self.timeout_seconds)
+        except TimeoutError:
+            await self._reject(
+                send, 408, "request_timeout",
+                f"the request body did not arrive within {self.timeout_seconds:g} s; send it "
+                "at once (or raise THINKRAG_CLIENT_TIMEOUT_SECONDS on the server)",
+            )  # fmt: skip
+            return
+        if messages is None:
+            return
         replay = iter(messages)
 
         async def replaying_receive() -> Message:
