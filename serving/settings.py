@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # peer may set it, so a direct caller cannot claim another address.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     requests_per_minute: int = Field(600, ge=1)
+    failed_keys_per_minute: int = Field(30, ge=1)  # per client address, then 429
+    # With keys configured, /healthz and /readyz show paths, the model URL and check
+    # messages only to a caller with a valid key, unless this is set.
+    public_health_details: bool = False
+    readyz_cache_seconds: float = Field(5.0, ge=0)  # /readyz asks the model at most this often
     sse_keepalive_seconds: float = Field(15.0, gt=0)
     # A client has this long to send its request headers, and again its body; an idle
     # keep-alive connection closes after at most this long (serving/http/slow_clients.py).

@@ -17,7 +17,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from serving.http.auth import Authenticator
+from serving.http.auth_gate import AuthGate
 from serving.http.errors import install_error_handlers
+from serving.http.health import ReadinessProbe
 from serving.http.limits import RateLimiter, RequestBody
 from serving.http.metrics import ServiceMetrics
 from serving.http.openapi import install_openapi
@@ -54,6 +56,7 @@ def create_app(
         recovered = await runs.recover(settings.recover)
         if recovered:
             log.warning("recovered %d unfinished run(s): %s", len(recovered), recovered)
+        app.state.readiness = ReadinessProbe(settings, store)
         app.state.services = Services(
             settings=settings,
             store=store,
@@ -100,6 +103,8 @@ def create_app(
         max_bytes=settings.max_request_bytes,
         timeout_seconds=settings.client_timeout_seconds,
     )
+    # Outermost: the key is checked before the body is read or validated (D15).
+    app.add_middleware(AuthGate, failures_per_minute=settings.failed_keys_per_minute)
 
     from serving.console import mount_console
     from serving.http.routes import corpus, langgraph, native, openai

@@ -32,7 +32,7 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._max_keys = max_keys
 
-    def check(self, key: str) -> None:
+    def _refill(self, key: str) -> _Bucket:
         now = time.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -41,6 +41,19 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(self.capacity, now)
         bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
+        return bucket
+
+    def blocked(self, key: str) -> float | None:
+        """Seconds until `key` may go again, or None if it may now (spends nothing)."""
+        bucket = self._refill(key)
+        return (1 - bucket.tokens) / self.rate if bucket.tokens < 1 else None
+
+    def spend(self, key: str) -> None:
+        """Charge one event to `key` (going below zero is fine: it waits longer)."""
+        self._refill(key).tokens -= 1
+
+    def check(self, key: str) -> None:
+        bucket = self._refill(key)
         if bucket.tokens < 1:
             wait = (1 - bucket.tokens) / self.rate
             raise RateLimitedError(

@@ -400,8 +400,8 @@ class SearchResponse(WireModel):
 
 class Health(WireModel):
     status: Literal["ok", "unavailable"]
-    index: str
-    model: str
+    index: str | None = None  # None: details need an API key (D15)
+    model: str | None = None
     checks: dict[str, str] = Field(default_factory=dict)
 
 

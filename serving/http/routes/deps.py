@@ -10,6 +10,7 @@ from fastapi import Path, Request
 from pydantic import AfterValidator
 
 from serving.http.auth import Principal
+from serving.http.auth_gate import CALLER
 from serving.http.errors import ConflictError, NotFoundError, RateLimitedError
 from serving.http.run_store import RunRecord, ThreadRecord
 from serving.http.textcheck import ID_MAX_LENGTH
@@ -39,7 +40,8 @@ def services(request: Request) -> Services:
 def principal(request: Request) -> Principal:
     """Authenticate the caller and charge one request to its rate limit."""
     svc = services(request)
-    who = svc.auth.authenticate(request)
+    gated = request.scope.get("state", {}).get(CALLER)  # checked by the gate already
+    who = gated if isinstance(gated, Principal) else svc.auth.authenticate(request)
     try:
         svc.limiter.check(who.key_id)
     except RateLimitedError:

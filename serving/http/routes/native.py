@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from retrieval.types import SearchFilters
 from serving.http.auth import Principal
 from serving.http.errors import NotFoundError
+from serving.http.health import shows_details
 from serving.http.routes.deps import (
     principal,
     services,
@@ -38,29 +40,35 @@ from serving.http.wire import (
     SearchRequest,
     SearchResponse,
 )
-from serving.runtime import check_model
 
 router = APIRouter()
 
 
 @router.get("/healthz", response_model=Health)
 async def healthz(request: Request) -> Health:
+    """Liveness; with keys configured, details only for a caller with a valid key."""
     svc = services(request)
+    if not shows_details(svc.settings, svc.auth, request):
+        return Health(status="ok")
     return Health(status="ok", index=svc.components.index_label, model=svc.settings.model_url)
 
 
 @router.get("/readyz", response_model=Health)
 async def readyz(request: Request) -> JSONResponse:
+    """Readiness of the model server and the database, cached for a few seconds and
+    charged to the caller's address like any request."""
     svc = services(request)
-    problem = await check_model(svc.settings, timeout=3.0)
-    checks = {"index": "ok", "model": problem or "ok", "database": "ok"}
-    body = Health(
-        status="unavailable" if problem else "ok",
-        index=svc.components.index_label,
-        model=svc.settings.model_url,
-        checks=checks,
-    )
-    return JSONResponse(body.model_dump(), status_code=503 if problem else 200)
+    client = f"ip:{request.client.host if request.client else 'unknown'}"
+    svc.limiter.check(client)
+    ready = await request.app.state.readiness.check()
+    status: Literal["ok", "unavailable"] = "ok" if ready.ok else "unavailable"
+    body = Health(status=status)
+    if shows_details(svc.settings, svc.auth, request):
+        body = Health(
+            status=status, index=svc.components.index_label, model=svc.settings.model_url,
+            checks=ready.checks,
+        )  # fmt: skip
+    return JSONResponse(body.model_dump(), status_code=200 if ready.ok else 503)
 
 
 @router.get("/metrics", dependencies=[Depends(principal)], response_class=PlainTextResponse)
