@@ -164,6 +164,26 @@ def test_two_replicas_racing_claim_each_run_exactly_once(postgres_url: str) -> N
             store.close()
 
 
+def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    # LangGraph's setup builds indexes CONCURRENTLY, which waits for open transactions: a
+    # replica blocked on the migration lock inside a statement deadlocked it.
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            PostgresStore(postgres_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    starters = [threading.Thread(target=start) for _ in range(4)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join(120)
+    assert errors == []
+    assert _version(postgres_url) == postgres_store.SCHEMA_VERSION
+
+
 def _version(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT max(version) FROM thinkrag_schema").fetchone()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -128,6 +129,23 @@ class _Conn:
         return list(cursor.fetchall()) if cursor.description is not None else []
 
 
+def _lock(conn: psycopg.Connection[Any], label: str, timeout: float = 120) -> None:
+    """Take the start-up lock, polling rather than waiting inside a statement: LangGraph's
+    setup builds indexes CONCURRENTLY, which waits for every open transaction, including
+    one blocked on this lock (a deadlock when replicas start together)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK,)).fetchone()
+        if row and next(iter(row.values() if isinstance(row, dict) else row)):
+            return
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"another replica has held the migration lock on {label} for {timeout:.0f} s;"
+                " check its log"
+            )
+        time.sleep(0.2)
+
+
 def migrate(url: str, label: str) -> None:
     """Bring the schema (ours and LangGraph's checkpoint tables) to this release's version,
     once, however many replicas start at the same moment."""
@@ -143,7 +161,7 @@ def migrate(url: str, label: str) -> None:
             "THINKRAG_DATABASE_URL (--database-url) and that Postgres is running"
         ) from exc
     with conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        _lock(conn, label)
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS thinkrag_schema (version INTEGER NOT NULL)")
             row = conn.execute("SELECT max(version) AS v FROM thinkrag_schema").fetchone()

@@ -232,8 +232,9 @@ class Store(Protocol):
         ...
 
     def request_cancel(self, run_id: str) -> None: ...
-    def cancel_pending(self, run_id: str) -> bool:
-        """Mark a run nobody holds `interrupted`; False when a replica holds it."""
+    def cancel_pending(self, run_id: str, event: str) -> bool:
+        """Mark a run nobody holds `interrupted`, storing `event` (its cancellation) as
+        its last event in the same transaction; False when a replica holds it."""
         ...
 
     def notices(self) -> AsyncIterator[Notice]:

@@ -344,14 +344,23 @@ class SqlStore(ABC):
             )
             self._notify(tx, "cancel", run_id)
 
-    def cancel_pending(self, run_id: str) -> bool:
-        rows = self._run(
-            "UPDATE runs SET status = 'interrupted', error = 'cancelled by the client',"
-            " resumable = 0, cancel_requested = 0, updated_at = ? WHERE run_id = ?"
-            " AND status = 'pending' AND (lease_owner = '' OR lease_expires < ?) RETURNING run_id",
-            (time.time(), run_id, self._now()),
-        )
-        return bool(rows)
+    def cancel_pending(self, run_id: str, event: str) -> bool:
+        now = self._now()
+        with self._tx() as tx:
+            rows = tx.run(
+                "UPDATE runs SET status = 'interrupted', error = 'cancelled by the client',"
+                " resumable = 0, cancel_requested = 0, updated_at = ? WHERE run_id = ? AND"
+                f" status IN {_UNFINISHED} AND (lease_owner = '' OR lease_expires < ?)"
+                " RETURNING run_id",
+                (time.time(), run_id, now),
+            )
+            if not rows:
+                return False
+            (last,) = tx.run(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+            )[0]
+            self._insert_event(tx, run_id, int(last) + 1, "agent", event)
+        return True
 
     # Events --------------------------------------------------------------------------
     def last_seq(self, run_id: str) -> int:
