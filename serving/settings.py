@@ -64,6 +64,9 @@ class Settings(BaseSettings):
 
     # Protection
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # comma-separated
+    # /metrics shows service-wide totals (no per-key labels). When this is set, only
+    # these keys may read them (they are API keys for every other route too); others get 404.
+    metrics_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allow_unauthenticated: bool = False  # serve a non-loopback host without keys
     max_request_bytes: int = Field(1_000_000, ge=1024)
     max_active_runs: int = Field(8, ge=1)
@@ -134,7 +137,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "api_keys", "cors_origins", "fetch_allow_hosts", "trusted_proxies", mode="before"
+        "api_keys",
+        "metrics_api_keys",
+        "cors_origins",
+        "fetch_allow_hosts",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

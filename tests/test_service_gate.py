@@ -102,3 +102,24 @@ def test_the_key_is_checked_before_the_body(tmp_path: Path, content: bytes) -> N
     assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized", r.text
     assert "query" not in r.text  # nothing about the schema for a caller without a key
     assert keyed.status_code in (413, 422)  # with the key, the body's own problem
+
+
+@pytest.mark.parametrize("restricted", [True, False])
+def test_metrics_readers(tmp_path: Path, restricted: bool) -> None:
+    """D17: totals are service-wide, never per key; `metrics_api_keys` names who reads them."""
+    with counting_model() as (url, _):
+        extra = {"metrics_api_keys": "ops"} if restricted else {}
+        settings = service_settings(tmp_path, url, api_keys="alpha", **extra)
+        with ThreadServer(settings) as server:
+            tenant = httpx.get(server.url + "/metrics", headers=ALPHA)
+            ops = httpx.get(server.url + "/metrics", headers={"Authorization": "Bearer ops"})
+            ops_models = httpx.get(server.url + "/v1/models", headers={"x-api-key": "ops"})
+    if restricted:
+        assert tenant.status_code == 404 and tenant.json()["error"]["type"] == "not_found"
+        assert ops.status_code == 200 and "thinkrag_runs_started_total" in ops.text
+        assert ops_models.status_code == 200  # a metrics key is an API key too
+    else:
+        assert tenant.status_code == 200 and "thinkrag_runs_started_total" in tenant.text
+        assert ops.status_code == 401
+    for text in (tenant.text, ops.text):
+        assert "key:" not in text  # no per-key series to read other tenants' totals from

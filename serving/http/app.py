@@ -63,7 +63,9 @@ def create_app(
             components=parts,
             runs=runs,
             metrics=metrics,
-            auth=Authenticator([k.get_secret_value() for k in settings.api_keys]),
+            auth=Authenticator(
+                [k.get_secret_value() for k in [*settings.api_keys, *settings.metrics_api_keys]]
+            ),
             limiter=RateLimiter(settings.requests_per_minute),
             started_at=time.time(),
             recovered=recovered,

@@ -73,6 +73,9 @@ class Authenticator:
                 "the API key is not valid: check it against the server's THINKRAG_API_KEYS",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        return Principal(
-            key_id="key:" + hashlib.sha256(candidate).hexdigest()[:12], authenticated=True
-        )
+        return Principal(key_id=key_id(key), authenticated=True)
+
+
+def key_id(key: str) -> str:
+    """A key's public name: a short hash, never the key (logs, metrics, owners)."""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from retrieval.types import SearchFilters
-from serving.http.auth import Principal
+from serving.http.auth import Principal, key_id
 from serving.http.errors import NotFoundError
 from serving.http.health import shows_details
 from serving.http.routes.deps import (
@@ -71,9 +71,13 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready.ok else 503)
 
 
-@router.get("/metrics", dependencies=[Depends(principal)], response_class=PlainTextResponse)
-async def metrics(request: Request) -> Response:
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request, who: Principal = Depends(principal)) -> Response:
+    """Service-wide totals; with `metrics_api_keys` set, for those keys only (D17)."""
     svc = services(request)
+    readers = {key_id(k.get_secret_value()) for k in svc.settings.metrics_api_keys}
+    if readers and who.key_id not in readers:
+        raise NotFoundError("there is no /metrics for this API key; ask the operator")
     svc.metrics.queued.set(svc.runs.queue_depth)
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
