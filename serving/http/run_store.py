@@ -30,7 +30,7 @@ from serving.http.textcheck import scrub
 
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 TERMINAL: frozenset[str] = frozenset({"success", "error", "timeout", "interrupted"})
-EventKind = Literal["agent", "service"]
+EventKind = Literal["agent", "service", "graph"]  # graph: LangGraph stream chunks
 
 JsonObject = dict[str, JsonValue]
 
