@@ -154,3 +154,31 @@ async def test_graph_input_budgets_as_plain_data(dev_server: str) -> None:
     assert isinstance(out, dict)
     assert out["budgets"]["max_steps"] == 1
     assert out["result"]["finalized_reason"] == "max_steps"
+
+
+async def test_remote_graph_invoke_stream_state_and_update(thinkrag_server: str) -> None:
+    """LangGraph's own RemoteGraph drives thinkrag like any LangGraph server."""
+    from langgraph.pregel.remote import RemoteGraph
+
+    client = get_client(url=thinkrag_server, api_key=None)
+    thread = await client.threads.create()
+    config = {"configurable": {"thread_id": thread["thread_id"]}}
+    remote = RemoteGraph("research", url=thinkrag_server)
+    out = await remote.ainvoke({"question": QUESTION}, config)
+    assert out["result"]["answer"].startswith("The capital of Freedonia is Sylvania City")
+    nodes = [
+        next(iter(chunk))
+        async for chunk in remote.astream({"question": "Again?"}, config, stream_mode="updates")
+    ]
+    assert nodes == ["start", "reason", "answer"]  # the transcript already holds the search
+    state = await remote.aget_state(config)
+    assert state.values["current_question"] == "Again?" and state.next == ()
+    older = await remote.aget_state(state.parent_config)  # time travel by checkpoint
+    assert older.next == ("answer",)
+    updated = await remote.aupdate_state(config, {"question": "edited"}, as_node="answer")
+    after = await remote.aget_state(updated)
+    assert after.values["question"] == "edited"
+    assert (
+        after.parent_config["configurable"]["checkpoint_id"]
+        == (state.config["configurable"]["checkpoint_id"])
+    )
