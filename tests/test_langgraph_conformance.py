@@ -48,7 +48,6 @@ EXCEPTIONS: dict[str, str] = {
         "thinkrag's run objects add `attempt`, `resumable` and `error` (runs resume after a"
         " crash) and have no `langsmith_session_name` (no LangSmith tracing)"
     ),
-    "threads.update (PATCH)": "not implemented yet (405): thread metadata is fixed at creation",
     "threads.copy": "not implemented yet (404)",
 }
 
@@ -182,3 +181,13 @@ async def test_remote_graph_invoke_stream_state_and_update(thinkrag_server: str)
         after.parent_config["configurable"]["checkpoint_id"]
         == (state.config["configurable"]["checkpoint_id"])
     )
+
+
+async def test_thread_patch_merges_metadata_and_counts(thinkrag_server: str) -> None:
+    client = get_client(url=thinkrag_server, api_key=None)
+    thread = await client.threads.create(metadata={"user": "u1", "topic": "a"})
+    patched = await client.threads.update(thread["thread_id"], metadata={"topic": "b"})
+    assert patched["metadata"] == {"user": "u1", "topic": "b"}
+    assert (await client.threads.get(thread["thread_id"]))["metadata"]["topic"] == "b"
+    assert await client.threads.count(metadata={"user": "u1"}) == 1
+    assert await client.assistants.count() == 1

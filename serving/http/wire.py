@@ -257,6 +257,12 @@ class HistoryRequest(CompatModel):
     before: JsonObject | str | None = None  # a checkpoint object (or its id): older ones only
 
 
+class ThreadPatch(CompatModel):
+    """`PATCH /threads/{id}`: metadata merged into the thread's."""
+
+    metadata: JsonObject = Field(default_factory=dict)
+
+
 class CheckpointRequest(CompatModel):
     """`POST /threads/{id}/state/checkpoint`: the state at a checkpoint object."""
 

@@ -63,6 +63,7 @@ from serving.http.wire import (
     StateUpdate,
     ThreadCreate,
     ThreadOut,
+    ThreadPatch,
     ThreadSearch,
     ThreadStateOut,
 )
@@ -232,6 +233,20 @@ async def get_thread(
     thread_id: ThreadIdPath, request: Request, who: Principal = Depends(principal)
 ) -> ThreadOut:
     return _thread(services(request), who, thread_id)
+
+
+@router.patch("/threads/{thread_id}", response_model=ThreadOut)
+async def patch_thread(
+    thread_id: ThreadIdPath,
+    body: ThreadPatch,
+    request: Request,
+    who: Principal = Depends(principal),
+) -> ThreadOut:
+    """Merge new metadata into the thread's, as the LangGraph server's PATCH does."""
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    svc.store.update_thread_metadata(thread_id, body.metadata)
+    return _thread(svc, who, thread_id)
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
