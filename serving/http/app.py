@@ -27,7 +27,7 @@ from serving.http.research import warm_up
 from serving.http.retention import Retention
 from serving.http.runs import RunLimits, RunManager
 from serving.http.services import Services
-from serving.runtime import Components, build_components, build_store
+from serving.runtime import Components, build_components, build_store, replica_name
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,12 @@ def create_app(
             keepalive_seconds=settings.sse_keepalive_seconds,
         )
         await warm_up(parts.engine)
-        runs = RunManager(store, parts.engine, metrics, limits)
+        name = replica_name(settings)
+        metrics.replica.info({"name": name, "store": store.label})
+        runs = RunManager(
+            store, parts.engine, metrics, limits, replica=name,
+            lease_seconds=settings.lease_seconds, poll_seconds=min(1.0, settings.lease_seconds / 2),
+        )  # fmt: skip
         recovered = await runs.recover(settings.recover)
         if recovered:
             log.warning("recovered %d unfinished run(s): %s", len(recovered), recovered)

@@ -78,7 +78,7 @@ async def metrics(request: Request, who: Principal = Depends(principal)) -> Resp
     readers = {key_id(k.get_secret_value()) for k in svc.settings.metrics_api_keys}
     if readers and who.key_id not in readers:
         raise NotFoundError("there is no /metrics for this API key; ask the operator")
-    svc.metrics.queued.set(svc.runs.queue_depth)
+    svc.runs.refresh_gauges()
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -158,8 +158,6 @@ async def run_events(
             if row is None:
                 yield KEEPALIVE
                 continue
-            if row.kind == "graph":
-                continue  # LangGraph stream chunks are for the LangGraph routes
             kind = json.loads(row.data).get("type", "event") if row.kind == "service" else None
             name = kind or json.loads(row.data)["type"]
             yield frame(row.data, event=name, id=str(row.seq))
