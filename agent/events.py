@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, assert_never
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from agent.errors import RunErrorKind
 from agent.llm.types import Usage
@@ -161,6 +161,16 @@ class RunError(_Event):
     resumable: bool = False
 
 
+class GraphChunk(_Event):
+    """One chunk of LangGraph's own stream (`values`, `updates`, `messages`, `debug`) as
+    JSON, for clients of the LangGraph API: they see what a LangGraph server would send
+    for this graph. Other clients skip these."""
+
+    type: Literal["graph"] = "graph"
+    mode: str
+    data: JsonValue
+
+
 Event = Annotated[
     RunStarted
     | ReasoningDelta
@@ -169,7 +179,8 @@ Event = Annotated[
     | AnswerDelta
     | CitationEvent
     | RunFinished
-    | RunError,
+    | RunError
+    | GraphChunk,
     Field(discriminator="type"),
 ]
 

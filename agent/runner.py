@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from agent.config import AgentConfig, Budgets, RunOptions, resolve_budgets
 from agent.errors import AgentUsageError, ModelError, run_error_kind
-from agent.events import Event, RunError, RunFinished, RunStarted
+from agent.events import Event, GraphChunk, RunError, RunFinished, RunStarted
 from agent.graph import build_graph, make_deps
 from agent.llm.types import Message, ReasoningModel
 from agent.postgres_checkpoints import PostgresCheckpoints
@@ -44,6 +46,19 @@ def finished_event(result: RunResult) -> RunFinished:
         tool_calls=result.tool_calls,
         seconds=result.seconds,
     )
+
+
+def graph_stream_modes(asked: Sequence[str]) -> list[str]:
+    """The LangGraph stream modes to relay for the modes a LangGraph-API client asked for:
+    the graph's own ones as they are, and its `messages` for `messages-tuple` too.
+    (`custom` is always streamed: it carries the typed events every client reads.)"""
+    modes = [m for m in ("values", "updates", *_ON_REQUEST) if m in asked]
+    if "messages" in asked or "messages-tuple" in asked:
+        modes.append("messages")
+    return modes
+
+
+_ON_REQUEST = ("debug", "tasks", "checkpoints")
 
 
 def stored_deadline(values: Mapping[str, Any]) -> float:
@@ -142,8 +157,12 @@ class ResearchAgent:
         thread_id: str,
         run_id: str,
         options: RunOptions | None = None,
+        graph_modes: Sequence[str] = (),
     ) -> AsyncIterator[Event]:
-        """Answer `question` in `thread_id`, yielding events; ends with RunFinished or RunError."""
+        """Answer `question` in `thread_id`, yielding events; ends with RunFinished or RunError.
+
+        `graph_modes` (LangGraph stream modes a LangGraph-API client asked for) add the
+        graph's own chunks as `GraphChunk` events; see `graph_stream_modes`."""
         if not question.strip():
             raise AgentUsageError("question is empty; pass the question text to run()")
         graph = await self._compiled()
@@ -155,12 +174,14 @@ class ResearchAgent:
         # them (resume() keeps this clock), as it does on any LangGraph server.
         state_in = {"question": question, "budgets": budgets}
         config = self._config(thread_id, budgets, deadline, run_id)
-        async for event in self._drive(graph, state_in, config, run_id):
+        async for event in self._drive(graph, state_in, config, run_id, graph_modes):
             if isinstance(event, RunFinished):
                 await self._prune(thread_id, run_id)
             yield event
 
-    async def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]:
+    async def resume(
+        self, *, thread_id: str, run_id: str, graph_modes: Sequence[str] = ()
+    ) -> AsyncIterator[Event]:
         """Continue an interrupted run from its last checkpoint, under the deadline it got
         when it started: a run past it finalizes at once (reason "deadline"), so a run that
         keeps crashing and resuming cannot outlive its time budget.
@@ -193,7 +214,7 @@ class ResearchAgent:
         question = values.get("current_question") or values.get("question", "")
         yield RunStarted(run_id=run_id, thread_id=thread_id, question=question)
         config = self._config(thread_id, budgets, stored_deadline(values), run_id)
-        async for event in self._drive(graph, None, config, run_id):
+        async for event in self._drive(graph, None, config, run_id, graph_modes):
             if isinstance(event, RunFinished):
                 await self._prune(thread_id, run_id)
             yield event
@@ -224,15 +245,24 @@ class ResearchAgent:
             await self._conn.commit()
 
     async def _drive(
-        self, graph: Any, state_in: dict[str, Any] | None, config: dict[str, Any], run_id: str
+        self,
+        graph: Any,
+        state_in: dict[str, Any] | None,
+        config: dict[str, Any],
+        run_id: str,
+        graph_modes: Sequence[str] = (),
     ) -> AsyncIterator[Event]:
         from langgraph.errors import GraphRecursionError
 
         result: RunResult | None = None
+        extra = graph_stream_modes(graph_modes)
+        modes = list(dict.fromkeys(["custom", "updates", *extra]))
         try:
             async for mode, chunk in graph.astream(
-                state_in, config, stream_mode=["custom", "updates"], durability="sync"
+                state_in, config, stream_mode=modes, durability="sync"
             ):
+                if mode in extra:
+                    yield GraphChunk(run_id=run_id, mode=mode, data=to_jsonable_python(chunk))
                 if mode == "custom":
                     yield chunk
                 elif mode == "updates":
@@ -263,6 +293,73 @@ class ResearchAgent:
         if self._journal is not None:
             await self._journal.forget_thread(thread_id)
         await self._saver.adelete_thread(thread_id)
+
+    # -- checkpoints, as LangGraph's state API reads and writes them ---------------------
+    @staticmethod
+    def _at(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+        conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+        if checkpoint_id:
+            conf["checkpoint_id"] = checkpoint_id
+        return {"configurable": conf}
+
+    async def state_snapshot(self, thread_id: str, checkpoint_id: str | None = None) -> Any:
+        """The thread's `StateSnapshot` (latest, or at `checkpoint_id`); None if absent."""
+        graph = await self._compiled()
+        snap = await graph.aget_state(self._at(thread_id, checkpoint_id))
+        return snap if snap.config.get("configurable", {}).get("checkpoint_id") else None
+
+    async def state_history(
+        self, thread_id: str, *, limit: int, before: str | None = None
+    ) -> list[Any]:
+        """The thread's checkpoints, newest first (every step of every run is kept when
+        `keep_checkpoint_history` is set; otherwise the latest one)."""
+        graph = await self._compiled()
+        before_config = self._at(thread_id, before) if before else None
+        return [
+            snap
+            async for snap in graph.aget_state_history(
+                self._at(thread_id), limit=limit, before=before_config
+            )
+        ]
+
+    async def update_state(
+        self,
+        thread_id: str,
+        values: dict[str, Any] | None,
+        *,
+        as_node: str | None = None,
+        checkpoint_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Write `values` as if `as_node` had returned them (a new checkpoint, as LangGraph's
+        `update_state`); returns the new checkpoint's config."""
+        graph = await self._compiled()
+        config: dict[str, Any] = await graph.aupdate_state(
+            self._at(thread_id, checkpoint_id), values, as_node=as_node
+        )
+        return config
+
+    def graph_view(self, *, xray: bool = False) -> dict[str, Any]:
+        """The graph's nodes and edges as LangGraph draws them (`Graph.to_json`)."""
+        drawn: dict[str, Any] = self._plain_graph().get_graph(xray=xray).to_json()
+        for node in drawn.get("nodes", []):
+            if isinstance(node.get("data"), dict):
+                node["data"].pop("id", None)  # a Python object path, as the server drops it
+        return drawn
+
+    def graph_schemas(self) -> dict[str, Any]:
+        """JSON schemas of the graph's input, output, state, config and context."""
+        graph = self._plain_graph()
+        return {
+            "input_schema": graph.get_input_jsonschema(),
+            "output_schema": graph.get_output_jsonschema(),
+            "state_schema": graph.get_output_jsonschema(),  # the whole state is the output
+            "config_schema": graph.get_config_jsonschema(),
+            "context_schema": graph.get_context_jsonschema(),
+        }
+
+    def _plain_graph(self) -> Any:
+        """The graph compiled without a checkpointer: enough to describe it."""
+        return build_graph(self._deps).compile(name="research")
 
     async def thread_history(self, thread_id: str) -> list[Message]:
         """The thread's questions and final answers, oldest first."""

@@ -270,6 +270,7 @@ class Runtime:
                 checkpoint_path=checkpoints,
                 checkpoint_url=self.settings.postgres_url,  # replicas share Postgres
                 tools=self.agent_tools(),
+                keep_checkpoint_history=self.settings.checkpoint_history,
             )
             self._components = Components(
                 retriever=retriever, model=model, engine=engine, index_label=self.index_label

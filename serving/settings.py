@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Durability
     db_path: Path = Path(".thinkrag/service.db")
     checkpoint_path: Path | None = None  # default: next to db_path
+    # Every step's checkpoint of every thread (LangGraph history, time travel, forks);
+    # False keeps only each thread's latest state.
+    checkpoint_history: bool = True
     recover: RecoverPolicy = "resume"
     # Replicas: `postgresql://...` puts threads, runs, events and checkpoints in Postgres
     # (instead of db_path and checkpoint_path), shared by every replica that names it.

@@ -143,7 +143,7 @@ def test_stalled_readers_do_not_hold_the_run_back(
             for c in clients
         ]  # fmt: skip
         joined = httpx.get(f"{server.url}/threads/{thread}/runs/{run}/join", timeout=60).json()
-        assert joined["answer"].startswith("The capital")  # finished while nobody read
+        assert joined["result"]["answer"].startswith("The capital")  # finished while nobody read
         for response in stalled:
             frames = list(sse_events(response.iter_lines()))
             ids = [i for e, _, i in frames if e != "end"]

@@ -20,6 +20,8 @@ from tests.test_service_support import ModelFactory, ThreadServer, research_turn
 
 CHAT = {"model": "thinkrag-research", "messages": [{"role": "user", "content": "Capital?"}]}
 STATELESS = {"assistant_id": "research", "input": {"question": "Capital?"}}
+# Long enough that the four requests below finish inside it on a loaded machine.
+RETENTION = 6.0
 
 
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -38,7 +40,9 @@ def test_temporary_threads_go_after_the_retention(
     tmp_path: Path, scripted_model: ModelFactory
 ) -> None:
     model = scripted_model(research_turn)
-    settings = service_settings(tmp_path, model.base_url, temporary_thread_retention_seconds=2.0)
+    settings = service_settings(
+        tmp_path, model.base_url, temporary_thread_retention_seconds=RETENTION
+    )
     db, checkpoints = settings.db_path, settings.resolved_checkpoint_path
     with ThreadServer(settings) as server:
         url = server.url
@@ -55,7 +59,7 @@ def test_temporary_threads_go_after_the_retention(
         assert set(temporary) <= checkpointed
         assert httpx.get(f"{url}/v1/runs/{native}").status_code == 200  # inside the retention
 
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + RETENTION + 10
         while _rows(db, "SELECT count(*) FROM threads WHERE temporary = 1")[0][0]:
             assert time.monotonic() < deadline, "temporary threads outlived their retention"
             time.sleep(0.2)

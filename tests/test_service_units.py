@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import RunStarted, ToolCallEvent, ToolResultEvent
+from agent.events import GraphChunk, RunStarted, ToolCallEvent
 from serving.http.errors import BadRequestError, RateLimitedError, ValidationFailedError
 from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
 from serving.http.limits import RateLimiter
@@ -79,28 +79,34 @@ def test_rate_limiter_refills() -> None:
 
 def test_stream_modes_are_validated_and_rendered_deterministically() -> None:
     with pytest.raises(ValidationFailedError):
-        normalize_modes(["values", "debug"])
+        normalize_modes(["values", "events"])
     from serving.http.run_store import StoredEvent
 
+    message = {"type": "ai", "id": "m1", "content": "hi"}
     events = [
         RunStarted(run_id="r", thread_id="t", question="q"),
+        GraphChunk(run_id="r", mode="values", data={"messages": []}),
+        GraphChunk(run_id="r", mode="updates", data={"start": {"step": 0}}),
+        GraphChunk(run_id="r", mode="messages", data=[message, {"langgraph_node": "act"}]),
         ToolCallEvent(run_id="r", step=1, call_id="c1", name="search", arguments='{"query": "x"}'),
-        ToolResultEvent(run_id="r", step=1, call_id="c1", name="search", ok=True, observation="o"),
     ]
     rows = [
-        StoredEvent("r", i + 1, 0.0, "agent", e.model_dump_json()) for i, e in enumerate(events)
-    ]
+        StoredEvent("r", i + 1, 0.0, "graph" if isinstance(e, GraphChunk) else "agent",
+                    e.model_dump_json())
+        for i, e in enumerate(events)
+    ]  # fmt: skip
 
-    def render() -> list[tuple[str, object]]:
-        r = GraphStreamRenderer(
-            run_id="r", thread_id="t", question="q", base={}, modes=["values", "updates"]
-        )
+    def render(modes: list[str]) -> list[tuple[str, object]]:
+        r = GraphStreamRenderer(modes=modes)
         return [f for row in rows for f in r.render(row)]
 
-    frames = render()
-    assert frames == render()  # a replay renders the same frames (ids stay valid)
-    assert [name for name, _ in frames] == ["values", "updates", "updates", "values"]
-    assert frames[-1][1]["messages"][-1]["type"] == "tool"  # type: ignore[index]
+    frames = render(["values", "updates", "messages-tuple", "messages"])
+    assert frames == render(["values", "updates", "messages-tuple", "messages"])  # replayable
+    assert [name for name, _ in frames] == [
+        "values", "updates", "messages", "messages/metadata", "messages/complete",
+    ]  # fmt: skip
+    assert frames[3][1] == {"m1": {"metadata": {"langgraph_node": "act"}}}
+    assert [name for name, _ in render(["custom"])] == ["custom", "custom"]
 
 
 def test_serve_fails_fast_with_a_clear_message(tmp_path: Path) -> None:

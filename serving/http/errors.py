@@ -76,6 +76,10 @@ class UnavailableError(ServiceError):
     status, type = 503, "unavailable"
 
 
+class NotImplementedHereError(ServiceError):
+    status, type = 501, "not_implemented"
+
+
 # The HTTP status of each way a run can fail (`agent.errors.RunErrorKind`): the model being
 # down or overloaded is 503 (retry later), one that answers garbage 502, one that times out
 # 504; a request the model rejected is the client's to fix (400); a run that cannot be

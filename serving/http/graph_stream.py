@@ -1,11 +1,13 @@
-"""Render stored run events as LangGraph-server SSE frames for the requested stream modes.
+"""Render a run's stored events as LangGraph-server SSE frames for the requested modes.
 
-Modes: `values` (the thread values after the run starts, after each tool result and at
-the end), `updates` (`{node: update}` per change), `messages-tuple` (SSE event
-`messages` with `[message_chunk, metadata]`: reasoning and answer tokens, tool results)
-and `custom` (our `agent.events` JSON and service notices, verbatim). Rendering is a
-pure fold over the stored events, so a replay after reconnecting yields identical frames
-with identical ids.
+`values`, `updates`, `debug`, `tasks` and `checkpoints` are the graph's own stream chunks
+(`GraphChunk` rows, relayed as LangGraph sends them), so they are the real graph state
+and the real node names. `messages-tuple` (SSE event `messages`, `[message, metadata]`)
+and `messages` (`messages/metadata` then `messages/complete` per message) come from the
+graph's `messages` chunks: the messages its nodes write. `custom` carries our
+`agent.events` JSON and service notices verbatim (token-level reasoning and answer text
+live there). Rendering is a pure function of the stored rows, so a replay after
+reconnecting yields identical frames with identical ids.
 """
 
 from __future__ import annotations
@@ -16,21 +18,13 @@ from typing import Literal, cast, get_args
 
 from pydantic import JsonValue
 
-from agent.events import (
-    AnswerDelta,
-    ReasoningDelta,
-    RunError,
-    RunFinished,
-    RunStarted,
-    ToolCallEvent,
-    ToolResultEvent,
-    parse_event,
-)
+from agent.events import GraphChunk, RunError, parse_event
 from serving.http.errors import ValidationFailedError
-from serving.http.run_store import JsonObject, StoredEvent
-from serving.http.threadstate import ThreadStateBuilder, ai_message
+from serving.http.run_store import StoredEvent
 
-StreamModeName = Literal["values", "updates", "messages-tuple", "custom"]
+StreamModeName = Literal[
+    "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints"
+]
 SUPPORTED_MODES: tuple[str, ...] = get_args(StreamModeName)
 Frame = tuple[str, JsonValue]  # (SSE event name, data)
 
@@ -47,60 +41,56 @@ def normalize_modes(value: str | Sequence[str] | None, default: str = "values") 
 
 
 class GraphStreamRenderer:
-    def __init__(
-        self, *, run_id: str, thread_id: str, question: str, base: JsonObject, modes: list[str]
-    ) -> None:
-        self.run_id, self.thread_id = run_id, thread_id
+    def __init__(self, *, modes: list[str]) -> None:
         self.modes = set(modes)
-        self.state = ThreadStateBuilder(base)
-        self.state.begin(run_id, question)
-
-    def _meta(self, node: str, step: int) -> JsonObject:
-        return {
-            "run_id": self.run_id, "thread_id": self.thread_id, "langgraph_node": node,
-            "langgraph_step": step,
-        }  # fmt: skip
 
     def render(self, stored: StoredEvent) -> list[Frame]:
         if stored.kind == "service":
             data = cast(JsonValue, json.loads(stored.data))
             return [("custom", data)] if "custom" in self.modes else []
         event = parse_event(stored.data)
+        if isinstance(event, GraphChunk):
+            return list(self._graph(event))
         frames: list[Frame] = []
         if "custom" in self.modes:
             frames.append(("custom", cast(JsonValue, json.loads(stored.data))))
-        changed = self.state.apply(event)
-        last = self.state.messages[-1] if self.state.messages else None
-        if "messages-tuple" in self.modes:
-            frames.extend(self._messages(event, last))
-        if "updates" in self.modes and changed:
-            node = {ToolCallEvent: "reason", ToolResultEvent: "tools", RunFinished: "answer"}
-            update: JsonObject = {"messages": [last]}
-            if isinstance(event, RunFinished):
-                update.update(
-                    answer=self.state.state["answer"], sources=self.state.state["sources"]
-                )
-            frames.append(("updates", {node[type(event)]: update}))
-        if "values" in self.modes and (
-            isinstance(event, RunStarted | ToolResultEvent | RunFinished)
-        ):
-            frames.append(("values", self.state.state))
         if isinstance(event, RunError):
             frames.append(("error", {"error": event.kind, "message": event.message}))
         return frames
 
-    def _messages(self, event: object, last: JsonValue) -> Iterable[Frame]:
-        if isinstance(event, ReasoningDelta):
-            chunk = ai_message(
-                f"{self.run_id}-s{event.step}",
-                "",
-                additional_kwargs={"reasoning_content": event.text},
-            )
-            chunk["type"] = "AIMessageChunk"
-            yield ("messages", [chunk, self._meta("reason", event.step)])
-        elif isinstance(event, AnswerDelta):
-            chunk = ai_message(f"{self.run_id}-answer", event.text)
-            chunk["type"] = "AIMessageChunk"
-            yield ("messages", [chunk, self._meta("answer", event.step)])
-        elif isinstance(event, ToolResultEvent):
-            yield ("messages", [last, self._meta("tools", event.step)])
+    def _graph(self, chunk: GraphChunk) -> Iterable[Frame]:
+        mode, data = chunk.mode, chunk.data
+        if mode == "messages":
+            if "messages-tuple" in self.modes:
+                yield ("messages", data)
+            if "messages" in self.modes and isinstance(data, list) and len(data) == 2:
+                message, meta = data
+                msg_id = message.get("id") if isinstance(message, dict) else None
+                yield ("messages/metadata", {str(msg_id): {"metadata": meta}})
+                yield ("messages/complete", [message])
+        elif mode in self.modes:
+            if mode == "debug" and isinstance(data, dict) and data.get("type") == "checkpoint":
+                data = {**data, "payload": checkpoint_payload(data.get("payload"))}
+            yield (mode, data)
+
+
+def checkpoint_config(config: JsonValue) -> JsonValue:
+    """A run config as the LangGraph API's checkpoint object (thread, namespace, id)."""
+    if not isinstance(config, dict) or not isinstance(config.get("configurable"), dict):
+        return None
+    conf = config["configurable"]
+    assert isinstance(conf, dict)
+    keys = ("thread_id", "checkpoint_ns", "checkpoint_id")
+    return {k: conf.get(k) for k in keys}
+
+
+def checkpoint_payload(payload: JsonValue) -> JsonValue:
+    """A debug checkpoint payload with the `checkpoint` and `parent_checkpoint` objects the
+    LangGraph API adds beside the raw configs."""
+    if not isinstance(payload, dict):
+        return payload
+    return {
+        **payload,
+        "checkpoint": checkpoint_config(payload.get("config")),
+        "parent_checkpoint": checkpoint_config(payload.get("parent_config")),
+    }

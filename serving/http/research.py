@@ -15,10 +15,18 @@ from agent.events import Event
 
 class ResearchEngine(Protocol):
     def run(
-        self, question: str, *, thread_id: str, run_id: str, options: RunOptions | None = None
+        self,
+        question: str,
+        *,
+        thread_id: str,
+        run_id: str,
+        options: RunOptions | None = None,
+        graph_modes: Sequence[str] = (),
     ) -> AsyncIterator[Event]: ...
 
-    def resume(self, *, thread_id: str, run_id: str) -> AsyncIterator[Event]: ...
+    def resume(
+        self, *, thread_id: str, run_id: str, graph_modes: Sequence[str] = ()
+    ) -> AsyncIterator[Event]: ...
 
     async def forget_thread(self, thread_id: str) -> None:
         """Drop the thread's checkpoints (it was deleted)."""

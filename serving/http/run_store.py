@@ -30,7 +30,7 @@ from serving.http.textcheck import scrub
 
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 TERMINAL: frozenset[str] = frozenset({"success", "error", "timeout", "interrupted"})
-EventKind = Literal["agent", "service"]
+EventKind = Literal["agent", "service", "graph"]  # graph: LangGraph stream chunks
 
 JsonObject = dict[str, JsonValue]
 
@@ -149,6 +149,7 @@ class Store(Protocol):
         (`limit=-1`: all of them)."""
         ...
 
+    def update_thread_metadata(self, thread_id: str, metadata: JsonObject) -> None: ...
     def save_thread_state(self, thread_id: str, checkpoint_id: str, state: JsonObject) -> None: ...
     def thread_history(self, thread_id: str, *, limit: int) -> list[ThreadSnapshot]: ...
     def get_snapshot(self, thread_id: str, checkpoint_id: str) -> ThreadSnapshot | None: ...

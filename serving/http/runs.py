@@ -33,7 +33,7 @@ from typing import Literal
 
 from agent.config import RunOptions
 from agent.errors import ModelError
-from agent.events import Event, RunError, RunFinished, parse_event
+from agent.events import Event, GraphChunk, RunError, RunFinished, parse_event
 from serving.http.errors import ConflictError, NotFoundError, QueueFullError, RateLimitedError
 from serving.http.fair_slots import FairSlots
 from serving.http.metrics import ServiceMetrics
@@ -54,6 +54,12 @@ from serving.http.threadstate import ThreadStateBuilder
 log = logging.getLogger(__name__)
 Mode = Literal["run", "resume"]
 _BATCH = 128
+
+
+def _graph_modes(run: RunRecord) -> dict[str, list[str]]:
+    """The LangGraph stream modes a LangGraph-API run asked for, as the engine's keyword
+    (left out for other runs, so engines without LangGraph chunks work unchanged)."""
+    return {"graph_modes": list(run.stream_modes)} if run.stream_modes else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +230,8 @@ class RunManager:
             raise
 
     def _append(self, handle: _Handle, event: Event) -> None:
-        self._store_event(handle, "agent", event.model_dump_json())
+        kind: EventKind = "graph" if isinstance(event, GraphChunk) else "agent"
+        self._store_event(handle, kind, event.model_dump_json())
         self.metrics.observe(event)
         if handle.builder is not None:
             handle.builder.apply(event)
@@ -353,7 +360,9 @@ class RunManager:
     async def _stream(self, run: RunRecord, mode: Mode) -> AsyncIterator[Event]:
         """The engine's events; a resume with no checkpoint yet starts the run afresh."""
         if mode == "resume":
-            async for event in self.engine.resume(thread_id=run.thread_id, run_id=run.run_id):
+            async for event in self.engine.resume(
+                thread_id=run.thread_id, run_id=run.run_id, **_graph_modes(run)
+            ):
                 if isinstance(event, RunError) and event.kind == "nothing_to_resume":
                     break  # killed before the first checkpoint: nothing to continue from
                 yield event
@@ -361,8 +370,9 @@ class RunManager:
                 return
         opts = RunOptions.model_validate(run.options) if run.options else None
         async for event in self.engine.run(
-            run.question, thread_id=run.thread_id, run_id=run.run_id, options=opts
-        ):
+            run.question, thread_id=run.thread_id, run_id=run.run_id, options=opts,
+            **_graph_modes(run),
+        ):  # fmt: skip
             yield event
 
     def _save_thread(self, handle: _Handle) -> None:

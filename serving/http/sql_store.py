@@ -138,6 +138,17 @@ class SqlStore(ABC):
         rows = self._run(sql, [*args, limit if limit >= 0 else _NO_LIMIT, offset])
         return [_thread(r) for r in rows]
 
+    def update_thread_metadata(self, thread_id: str, metadata: JsonObject) -> None:
+        """Merge `metadata` into the thread's (keys given replace those kept)."""
+        thread = self.get_thread(thread_id)
+        if thread is None:
+            return
+        merged = {**thread.metadata, **metadata}
+        self._run(
+            "UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
+            (json.dumps(merged), time.time(), thread_id),
+        )
+
     def save_thread_state(self, thread_id: str, checkpoint_id: str, state: JsonObject) -> None:
         now = time.time()
         text = json.dumps(state)

@@ -12,7 +12,7 @@ import json
 
 from pydantic import JsonValue
 
-from agent.events import Event, RunFinished, ToolCallEvent, ToolResultEvent
+from agent.events import Event, GraphChunk, RunFinished, ToolCallEvent, ToolResultEvent
 
 JsonObject = dict[str, JsonValue]
 
@@ -48,6 +48,7 @@ class ThreadStateBuilder:
         self.state.setdefault("messages", [])
         self.state.setdefault("sources", [])
         self.state.setdefault("answer", None)
+        self.from_graph = False
 
     @property
     def messages(self) -> list[JsonValue]:
@@ -61,7 +62,16 @@ class ThreadStateBuilder:
         self.state["sources"] = []
 
     def apply(self, event: Event) -> bool:
-        """Fold one event in; True when the values changed (a `values` frame is due)."""
+        """Fold one event in; True when the values changed. Once the graph's own `values`
+        arrive, they are the thread's values and the fold of typed events stops."""
+        if isinstance(event, GraphChunk):
+            if event.mode == "values" and isinstance(event.data, dict):
+                self.state = dict(event.data)
+                self.from_graph = True
+                return True
+            return False
+        if self.from_graph:
+            return False
         if isinstance(event, ToolCallEvent):
             msg_id = f"{event.run_id}-s{event.step}"
             last = self.messages[-1] if self.messages else None

@@ -254,6 +254,28 @@ class ThreadSearch(CompatModel):
 
 class HistoryRequest(CompatModel):
     limit: int = Field(10, ge=1, le=1000)
+    before: JsonObject | str | None = None  # a checkpoint object (or its id): older ones only
+
+
+class ThreadPatch(CompatModel):
+    """`PATCH /threads/{id}`: metadata merged into the thread's."""
+
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class CheckpointRequest(CompatModel):
+    """`POST /threads/{id}/state/checkpoint`: the state at a checkpoint object."""
+
+    checkpoint: JsonObject
+
+
+class StateUpdate(CompatModel):
+    """`POST /threads/{id}/state`: write values as if a node had returned them."""
+
+    values: JsonObject | list[JsonValue] | None = None
+    as_node: str | None = None
+    checkpoint: JsonObject | None = None
+    checkpoint_id: str | None = None
 
 
 class AssistantSearch(CompatModel):
@@ -345,6 +367,11 @@ class ThreadOut(WireModel):
     status: Literal["idle", "busy", "interrupted", "error"]
     values: JsonObject
     interrupts: JsonObject = Field(default_factory=dict)
+    # As the LangGraph server sends them: the thread's run config, its last error, and when
+    # its values last changed.
+    config: JsonObject = Field(default_factory=dict)
+    error: str | None = None
+    state_updated_at: str | None = None
 
 
 class CheckpointOut(WireModel):
@@ -363,6 +390,8 @@ class ThreadStateOut(WireModel):
     parent_checkpoint: CheckpointOut | None = None
     tasks: list[JsonObject] = Field(default_factory=list)
     interrupts: list[JsonObject] = Field(default_factory=list)
+    checkpoint_id: str | None = None  # the same ids flat, as the LangGraph server adds them
+    parent_checkpoint_id: str | None = None
 
 
 class RunOut(WireModel):

@@ -20,9 +20,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic_core import to_jsonable_python
 
 from serving.http.auth import Principal
-from serving.http.errors import BadRequestError, ConflictError, NotFoundError
+from serving.http.checkpoints import checkpoint_of, thread_state_json
+from serving.http.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    NotImplementedHereError,
+)
 from serving.http.graph_stream import GraphStreamRenderer, normalize_modes
 from serving.http.refusals import check_run_create, check_thread_search
 from serving.http.routes.deps import (
@@ -48,18 +55,22 @@ from serving.http.textcheck import MAX_INT64
 from serving.http.wire import (
     Assistant,
     AssistantSearch,
+    CheckpointRequest,
     HistoryRequest,
     JsonObject,
     RunCreate,
     RunOut,
+    StateUpdate,
     ThreadCreate,
     ThreadOut,
+    ThreadPatch,
     ThreadSearch,
     ThreadStateOut,
 )
 
 router = APIRouter(dependencies=[Depends(principal)])
 ASSISTANT_ID = "research"
+GRAPH_NODES = ("start", "plan", "prefetch", "reason", "act", "condense", "answer", "finalize")
 
 
 def _assistant(svc: Services) -> Assistant:
@@ -90,17 +101,49 @@ async def search_assistants(body: AssistantSearch, request: Request) -> list[Ass
 @router.get("/ok", include_in_schema=False)
 async def ok() -> JsonObject:
     """LangGraph server liveness probe (behind the API keys, like every LangGraph route)."""
-    return {"ok": True}
+    return {"ok": True, "services": {"store": "healthy"}}
 
 
 @router.get("/info")
 async def info(request: Request) -> JsonObject:
     """LangGraph server `/info`: what this server offers, so clients can adapt."""
+    from importlib.metadata import version
+
     return {
         "version": request.app.version,
+        "langgraph_py_version": version("langgraph"),
         "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
         "host": {"kind": "self-hosted", "project_id": None, "revision_id": None},
     }
+
+
+@router.post("/assistants/count")
+async def count_assistants(body: AssistantSearch, request: Request) -> int:
+    return len(await search_assistants(body.model_copy(update={"offset": 0}), request))
+
+
+def _engine_method(svc: Services, name: str) -> Any:
+    method = getattr(svc.components.engine, name, None)
+    if method is None:
+        raise NotImplementedHereError(f"this server's research engine does not offer {name}")
+    return method
+
+
+@router.get("/assistants/{assistant_id}/graph")
+async def assistant_graph(assistant_id: str, request: Request, xray: str = "false") -> JsonObject:
+    """The graph's nodes and edges (LangGraph Studio draws them)."""
+    svc = services(request)
+    _check_assistant(svc, assistant_id)
+    drawn: JsonObject = _engine_method(svc, "graph_view")(xray=xray.lower() not in ("false", "0"))
+    return drawn
+
+
+@router.get("/assistants/{assistant_id}/schemas")
+async def assistant_schemas(assistant_id: str, request: Request) -> JsonObject:
+    """JSON schemas of the graph's input, output, state, config and context (Studio's forms)."""
+    svc = services(request)
+    _check_assistant(svc, assistant_id)
+    return {"graph_id": ASSISTANT_ID, **_engine_method(svc, "graph_schemas")()}
 
 
 @router.get("/assistants/{assistant_id}", response_model=Assistant)
@@ -137,7 +180,9 @@ async def create_thread(
             f"thread {thread_id} already exists; pick another id or send if_exists='do_nothing'"
         )
     svc.store.create_thread(thread_id, body.metadata, owner=who.key_id)
-    return _thread(svc, who, thread_id)
+    # A new thread has no error and no interrupts yet: the LangGraph server leaves them out.
+    made = _thread(svc, who, thread_id).model_dump(exclude={"error", "interrupts"})
+    return JSONResponse(made)  # type: ignore[return-value]
 
 
 @router.post("/threads/search", response_model=list[ThreadOut])
@@ -175,11 +220,33 @@ def _matches(thread: ThreadOut, body: ThreadSearch) -> bool:
     )
 
 
+@router.post("/threads/count")
+async def count_threads(
+    body: ThreadSearch, request: Request, who: Principal = Depends(principal)
+) -> int:
+    every = body.model_copy(update={"limit": 1_000_000, "offset": 0})
+    return len(await search_threads(every, request, who))
+
+
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
 async def get_thread(
     thread_id: ThreadIdPath, request: Request, who: Principal = Depends(principal)
 ) -> ThreadOut:
     return _thread(services(request), who, thread_id)
+
+
+@router.patch("/threads/{thread_id}", response_model=ThreadOut)
+async def patch_thread(
+    thread_id: ThreadIdPath,
+    body: ThreadPatch,
+    request: Request,
+    who: Principal = Depends(principal),
+) -> ThreadOut:
+    """Merge new metadata into the thread's, as the LangGraph server's PATCH does."""
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    svc.store.update_thread_metadata(thread_id, body.metadata)
+    return _thread(svc, who, thread_id)
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
@@ -201,6 +268,8 @@ async def thread_state(
 ) -> ThreadStateOut:
     svc = services(request)
     _owned(svc, who, thread_id)
+    if hasattr(svc.components.engine, "state_snapshot"):
+        return JSONResponse(await _state_at(svc, thread_id, None))  # type: ignore[return-value]
     snaps = svc.store.thread_history(thread_id, limit=2)
     return state_out(
         thread_id,
@@ -209,13 +278,101 @@ async def thread_state(
     )
 
 
-def _history(svc: Services, who: Principal, thread_id: str, limit: int) -> list[ThreadStateOut]:
+async def _state_at(svc: Services, thread_id: str, checkpoint_id: str | None) -> JsonObject:
+    """The thread's state from the agent's checkpoints (latest, or at `checkpoint_id`)."""
+    snap = await _engine_method(svc, "state_snapshot")(thread_id, checkpoint_id)
+    if snap is None:
+        if checkpoint_id is not None:
+            raise NotFoundError(f"checkpoint {checkpoint_id} does not exist on thread {thread_id}")
+        empty: JsonObject = {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None}
+        return {
+            "values": {}, "next": [], "tasks": [], "metadata": {}, "created_at": None,
+            "checkpoint": empty, "parent_checkpoint": None, "interrupts": [],
+            "checkpoint_id": None, "parent_checkpoint_id": None,
+        }  # fmt: skip
+    return thread_state_json(snap)
+
+
+def _checkpoint_id(value: JsonObject | str | None) -> str | None:
+    if isinstance(value, dict):
+        found = value.get("checkpoint_id")
+        return str(found) if found else None
+    return value
+
+
+async def _history(
+    svc: Services, who: Principal, thread_id: str, limit: int, before: str | None = None
+) -> list[ThreadStateOut]:
     _owned(svc, who, thread_id)
-    snaps = svc.store.thread_history(thread_id, limit=limit + 1)
+    if hasattr(svc.components.engine, "state_history"):
+        snaps = await svc.components.engine.state_history(thread_id, limit=limit, before=before)
+        return JSONResponse([thread_state_json(s) for s in snaps])  # type: ignore[return-value]
+    rows = svc.store.thread_history(thread_id, limit=limit + 1)
     return [
-        state_out(thread_id, snap, snaps[i + 1].checkpoint_id if i + 1 < len(snaps) else None)
-        for i, snap in enumerate(snaps[:limit])
+        state_out(thread_id, snap, rows[i + 1].checkpoint_id if i + 1 < len(rows) else None)
+        for i, snap in enumerate(rows[:limit])
     ]
+
+
+@router.get("/threads/{thread_id}/state/{checkpoint_id}", response_model=ThreadStateOut)
+async def thread_state_at(
+    thread_id: ThreadIdPath,
+    checkpoint_id: str,
+    request: Request,
+    who: Principal = Depends(principal),
+) -> JSONResponse:
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    return JSONResponse(await _state_at(svc, thread_id, checkpoint_id))
+
+
+@router.post("/threads/{thread_id}/state/checkpoint", response_model=ThreadStateOut)
+async def thread_state_at_checkpoint(
+    thread_id: ThreadIdPath,
+    body: CheckpointRequest,
+    request: Request,
+    who: Principal = Depends(principal),
+) -> JSONResponse:
+    """The state at a checkpoint object (what `RemoteGraph.aget_state` asks for)."""
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    return JSONResponse(await _state_at(svc, thread_id, _checkpoint_id(body.checkpoint)))
+
+
+@router.post("/threads/{thread_id}/state")
+async def update_thread_state(
+    thread_id: ThreadIdPath,
+    body: StateUpdate,
+    request: Request,
+    who: Principal = Depends(principal),
+) -> JsonObject:
+    """Write values as if `as_node` had returned them: a new checkpoint on the thread."""
+    svc = services(request)
+    _owned(svc, who, thread_id)
+    if svc.store.active_runs_on_thread(thread_id):
+        raise ConflictError(f"thread {thread_id} has a run in progress; update it afterwards")
+    if body.as_node is not None and body.as_node not in GRAPH_NODES:
+        raise BadRequestError(
+            f"as_node {body.as_node!r} is not a node of this graph; use one of "
+            f"{', '.join(GRAPH_NODES)}",
+            param="as_node",
+        )
+    at = body.checkpoint_id or _checkpoint_id(body.checkpoint)
+    values = body.values if isinstance(body.values, dict) or body.values is None else None
+    try:
+        config = await _engine_method(svc, "update_state")(
+            thread_id, values, as_node=body.as_node, checkpoint_id=at
+        )
+    except (ValueError, KeyError) as exc:
+        raise BadRequestError(f"cannot update the thread's state: {exc}", param="values") from None
+    snap = await _state_at(svc, thread_id, None)
+    svc.store.save_thread_state(thread_id, str(snap["checkpoint_id"]), snap["values"])  # type: ignore[arg-type]
+    conf = config.get("configurable", {})
+    return {
+        "checkpoint": checkpoint_of(config),
+        "configurable": to_jsonable_python(conf),
+        "checkpoint_id": conf.get("checkpoint_id"),
+    }
 
 
 @router.get("/threads/{thread_id}/history", response_model=list[ThreadStateOut])
@@ -225,7 +382,7 @@ async def thread_history(
     limit: int = Query(10, ge=1, le=1000),
     who: Principal = Depends(principal),
 ) -> list[ThreadStateOut]:
-    return _history(services(request), who, thread_id, limit)
+    return await _history(services(request), who, thread_id, limit)
 
 
 @router.post("/threads/{thread_id}/history", response_model=list[ThreadStateOut])
@@ -236,7 +393,8 @@ async def thread_history_post(
     who: Principal = Depends(principal),
 ) -> list[ThreadStateOut]:
     """The SDK's `get_history` POSTs its options; an empty body means the defaults."""
-    return _history(services(request), who, thread_id, body.limit if body else 10)
+    limit, before = (body.limit, _checkpoint_id(body.before)) if body else (10, None)
+    return await _history(services(request), who, thread_id, limit, before)
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -289,17 +447,11 @@ async def _frames(
     try:
         if (seq0, k0) < (0, 0):
             yield json_frame({"run_id": run.run_id, "attempt": 1}, event="metadata", id="0.0")
-        renderer: GraphStreamRenderer | None = None
+        renderer = GraphStreamRenderer(modes=modes)
         async for row in svc.runs.events(run.run_id):
             if row is None:
                 yield KEEPALIVE
                 continue
-            if renderer is None:
-                fresh = svc.store.get_run(run.run_id) or run
-                renderer = GraphStreamRenderer(
-                    run_id=run.run_id, thread_id=run.thread_id, question=run.question,
-                    base=fresh.base_state, modes=modes,
-                )  # fmt: skip
             for k, (event, data) in enumerate(renderer.render(row)):
                 if (row.seq, k) > (seq0, k0):
                     yield json_frame(data, event=event, id=f"{row.seq}.{k}")
@@ -314,6 +466,13 @@ async def _frames(
 async def _result(svc: Services, run: RunRecord) -> JsonObject:
     done = await svc.runs.join(run.run_id)
     if done.status == "success":
+        # The graph state the run ended with, from the agent's checkpoints while it is the
+        # thread's latest run; the values stored with the run otherwise.
+        if hasattr(svc.components.engine, "state_snapshot"):
+            latest = await _state_at(svc, run.thread_id, None)
+            values = latest["values"]
+            if isinstance(values, dict) and values.get("run_id") == run.run_id:
+                return values
         snap = svc.store.get_snapshot(run.thread_id, run.run_id)
         return snap.state if snap else {}
     kind, _, message = (done.error or "error: the run failed").partition(": ")

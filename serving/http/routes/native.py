@@ -158,6 +158,8 @@ async def run_events(
             if row is None:
                 yield KEEPALIVE
                 continue
+            if row.kind == "graph":
+                continue  # LangGraph stream chunks are for the LangGraph routes
             kind = json.loads(row.data).get("type", "event") if row.kind == "service" else None
             name = kind or json.loads(row.data)["type"]
             yield frame(row.data, event=name, id=str(row.seq))

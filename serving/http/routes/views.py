@@ -25,6 +25,7 @@ def thread_out(thread: ThreadRecord, busy: bool) -> ThreadOut:
         thread_id=thread.thread_id, created_at=iso(thread.created_at),
         updated_at=iso(thread.updated_at), metadata=thread.metadata,
         status="busy" if busy else "idle", values=thread.state,
+        state_updated_at=iso(thread.updated_at),
     )  # fmt: skip
 
 
@@ -34,6 +35,8 @@ def state_out(thread_id: str, snap: ThreadSnapshot | None, parent: str | None) -
     return ThreadStateOut(
         values=snap.state if snap else {},
         checkpoint=here,
+        checkpoint_id=here.checkpoint_id,
+        parent_checkpoint_id=parent,
         created_at=iso(snap.created_at) if snap else None,
         parent_checkpoint=up,
         metadata={"run_id": snap.checkpoint_id} if snap else {},
