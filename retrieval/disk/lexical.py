@@ -8,6 +8,7 @@ positions; `passage_ids.npy` maps them back to passage ids.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,12 @@ def build_bm25(batches: Iterator[tuple[list[int], list[str]]], out: Path) -> Non
     np.save(out / IDS_FILE, np.asarray(passage_ids, dtype=np.int64))
 
 
+# numpy reads each .npy header with ast.literal_eval, and CPython 3.11's parser is not
+# safe when two threads parse at once ("AST constructor recursion depth mismatch", seen
+# when readers open a generation while the indexing job publishes one). Loads are rare.
+_LOAD_LOCK = threading.Lock()
+
+
 class BM25Index:
     """A loaded bm25s index; scoring is read-only and safe across threads."""
 
@@ -60,8 +67,9 @@ class BM25Index:
         import bm25s
 
         try:
-            self._model: Any = bm25s.BM25.load(str(directory), mmap=True)
-            self._ids = np.load(directory / IDS_FILE, mmap_mode="r")
+            with _LOAD_LOCK:
+                self._model: Any = bm25s.BM25.load(str(directory), mmap=True)
+                self._ids = np.load(directory / IDS_FILE, mmap_mode="r")
         except (OSError, ValueError, KeyError) as exc:
             raise CorruptIndexError(
                 f"the BM25 index in {directory} cannot be read ({exc}); re-run "
