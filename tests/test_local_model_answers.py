@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import RunOptions
-from agent.events import Event, ReasoningDelta, RunFinished, ToolCallEvent
+from agent.events import Event, ReasoningDelta, RunFinished, ToolCallEvent, ToolResultEvent
 from agent.llm.client import OpenAIClient
 from agent.runner import ResearchAgent
 from serving.models.agent_config import agent_config_for
@@ -112,3 +112,37 @@ def test_most_demo_questions_are_answered_correctly(asked: list[Asked]) -> None:
     assert len(right) >= THRESHOLD, [
         (a.question.question, a.done.answer) for a in asked if a not in right
     ]
+
+
+async def test_local_model_calls_an_mcp_tool(vllm_local_model: str, demo_index: Path) -> None:
+    """The 1.5B model picks an MCP server's tool (the PyPI reference `mcp-server-time`, a
+    real process) from the toolbox it is offered, and the run completes on its result."""
+    import sys
+
+    from agent.graph import default_tools
+    from agent.mcp.config import McpServerConfig
+    from agent.mcp.hub import McpHub
+    from agent.mcp.tool import make_tools
+    from retrieval.search.retriever import load_retriever
+
+    profile = get_profile("local")
+    config = agent_config_for(profile)
+    server = McpServerConfig(
+        name="time", command=[sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
+    )
+    with McpHub([server]) as hub:
+        model = OpenAIClient(vllm_local_model, profile.served_model_name)
+        tools = [*default_tools(config), *make_tools(hub)]
+        agent = ResearchAgent(model, load_retriever(demo_index), config, tools=tools)
+        try:
+            question = "Use the time tool: what is the current date in the UTC timezone?"
+            run = agent.run(question, thread_id="mcp", run_id="mcp", options=OPTIONS)
+            events = await collect(run)
+        finally:
+            await agent.aclose()
+            await model.aclose()
+    done = finished(events)
+    timed = [e for e in events if isinstance(e, ToolResultEvent) and e.name.startswith("time__")]
+    assert timed, [type(e).__name__ for e in events]
+    assert any(e.ok and '"datetime"' in e.observation for e in timed), timed
+    assert done.answer.strip(), done
